@@ -1,0 +1,1 @@
+"""Ensembles, estimators, observables, diagnostics, sweeps, result store and CLI."""

@@ -1,0 +1,1 @@
+"""Paper figures and benchmarks; each module: config -> run -> compare with theory -> plot."""

@@ -1,1 +1,142 @@
-"""Placeholder: being written (see kernels/__init__.py for the contract)."""
+"""Hamiltonian Monte Carlo with a fixed number of leapfrog steps and a diagonal mass matrix.
+
+References: S. Duane, A. D. Kennedy, B. J. Pendleton, D. Roweth, "Hybrid Monte Carlo", Phys. Lett. B 195, 216
+(1987); R. M. Neal, "MCMC using Hamiltonian dynamics", Handbook of Markov Chain Monte Carlo, ch. 5 (2011).
+
+Potential U_β(x) = β E(x) − log prior(x), kinetic K(p) = ½ pᵀ M⁻¹ p with M⁻¹ = ``inverse_mass`` (scalar or
+diagonal [dim]). Each step draws p ~ N(0, M), integrates ``num_integration_steps`` leapfrog steps of size
+``step_size`` (``thermodl.kernels.integrators.leapfrog``) and accepts the end point with probability
+min(1, exp(−ΔH)). ΔH = O(step_size²) for a trajectory of fixed length. A trajectory that ends non-finite, or with
+ΔH above ``divergence_threshold``, is flagged divergent (and, if non-finite, always rejected).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .integrators import (
+    GradientState,
+    _as,
+    _beta_times,
+    _check_position,
+    _check_positive,
+    _check_scalar,
+    _invalid_gradient,
+    _select,
+    gradient_state,
+    kinetic_energy,
+    leapfrog,
+)
+from .metropolis import metropolis_accept
+
+__all__ = ["State", "Info", "init", "step"]
+
+State = GradientState
+
+
+class Info(NamedTuple):
+    """Diagnostics of one step.
+
+    Fields:
+        acceptance_probability: float [] — min(1, exp(−ΔH)); 0 for a non-finite trajectory.
+        is_accepted: bool [] — the end point was taken.
+        is_divergent: bool [] — the trajectory ended non-finite (rejected) or ΔH > ``divergence_threshold``.
+        energy_error: float [] — ΔH = H(end) − H(start), H = β E − log prior + K (NaN for a non-finite end).
+        num_integration_steps: int32 [] — leapfrog steps taken (gradient evaluations).
+    """
+
+    acceptance_probability: jax.Array
+    is_accepted: jax.Array
+    is_divergent: jax.Array
+    energy_error: jax.Array
+    num_integration_steps: jax.Array
+
+
+def init(position: jax.Array, energy_fn: Callable, log_prior_fn: Callable | None = None) -> GradientState:
+    """Start a chain at ``position``.
+
+    Args:
+        position: float [dim].
+        energy_fn: ``x [dim] -> []`` energy E (without β), differentiable.
+        log_prior_fn: ``x [dim] -> []`` log prior, or ``None`` for a flat prior.
+
+    Returns:
+        ``GradientState`` (energy, log prior and their gradients at ``position``).
+    """
+    return gradient_state(_check_position(position, "hmc.init"), energy_fn, log_prior_fn)
+
+
+def _check_inverse_mass(inverse_mass, dim: int) -> None:
+    if jnp.shape(inverse_mass) not in ((), (dim,)):
+        raise ValueError(
+            f"hmc.step: inverse_mass must be a scalar or have shape [dim] = ({dim},), got shape "
+            f"{jnp.shape(inverse_mass)}"
+        )
+    _check_positive(inverse_mass, "inverse_mass", "hmc.step")
+
+
+def step(
+    key: jax.Array,
+    state: GradientState,
+    energy_fn: Callable,
+    beta: jax.Array,
+    log_prior_fn: Callable | None,
+    step_size: jax.Array,
+    num_integration_steps: int,
+    inverse_mass: jax.Array | float = 1.0,
+    divergence_threshold: float = 1000.0,
+) -> tuple[GradientState, Info]:
+    """One HMC step (momentum refresh, leapfrog trajectory, Metropolis accept/reject).
+
+    Args:
+        key: PRNG key, consumed.
+        state: ``GradientState`` of one chain.
+        energy_fn: ``x [dim] -> []`` energy E (without β), differentiable.
+        beta: float [] inverse temperature (traced).
+        log_prior_fn: ``x [dim] -> []`` log prior, or ``None`` for a flat prior.
+        step_size: float [] (traced) leapfrog step.
+        num_integration_steps: static Python int ≥ 1, leapfrog steps per trajectory.
+        inverse_mass: float [] or [dim] diagonal inverse mass M⁻¹ (traced), > 0; ideally the target's variances.
+        divergence_threshold: ΔH above which the step is flagged divergent (BlackJAX's default, 1000).
+
+    Returns:
+        ``(GradientState, Info)``; the position keeps its dtype.
+    """
+    x = _check_position(state.position, "hmc.step")
+    _check_scalar(step_size, "step_size", "hmc.step")
+    _check_positive(step_size, "step_size", "hmc.step")
+    if isinstance(num_integration_steps, bool) or not isinstance(num_integration_steps, int) \
+            or num_integration_steps < 1:
+        raise ValueError(f"hmc.step: num_integration_steps must be a positive Python int, got "
+                         f"{num_integration_steps!r}")
+    _check_inverse_mass(inverse_mass, x.shape[0])
+    dtype = x.dtype
+    beta = _as(beta, dtype)
+    inverse_mass = _as(inverse_mass, dtype)
+    key_momentum, key_accept = jax.random.split(key)
+    momentum = jax.random.normal(key_momentum, x.shape, dtype) / jnp.sqrt(inverse_mass)
+
+    new, new_momentum = leapfrog(
+        state, momentum, energy_fn, log_prior_fn, beta, step_size, inverse_mass, num_integration_steps
+    )
+    delta_energy = new.energy - state.energy
+    energy_error = (
+        _beta_times(beta, delta_energy)
+        - (new.log_prior - state.log_prior)
+        + kinetic_energy(new_momentum, inverse_mass)
+        - kinetic_energy(momentum, inverse_mass)
+    )
+    invalid = _invalid_gradient(new) | ~jnp.all(jnp.isfinite(new_momentum))
+    energy_error = jnp.where(invalid, jnp.nan, energy_error)
+    acc = metropolis_accept(key_accept, -energy_error)
+    info = Info(
+        acc.acceptance_probability,
+        acc.is_accepted,
+        acc.is_divergent | (energy_error > divergence_threshold),
+        energy_error,
+        jnp.asarray(num_integration_steps, jnp.int32),
+    )
+    return _select(acc.is_accepted, new, state), info

@@ -1,0 +1,301 @@
+"""engine.samplers: kernel choice, option checks, and that each bound kernel samples the right distribution."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import struct
+from scipy import stats
+
+from thermodl.engine.samplers import CONTINUOUS_KERNELS, DISCRETE_KERNELS, Sampler, make_sampler, resolve_kernel
+from thermodl.models.base import enumerate_states
+
+
+# ------------------------------------------------------------------------------------------- tiny test models
+@struct.dataclass
+class TinyIsing:
+    """L×L periodic Ising, H = −J Σ_<ij> s_i s_j (each bond once)."""
+
+    J: jax.Array
+    L: int = struct.field(pytree_node=False, default=3)
+    kind = "discrete"
+    values = (-1.0, 1.0)
+
+    @property
+    def dim(self):
+        return self.L * self.L
+
+    def energy(self, x):
+        s = x.reshape(self.L, self.L)
+        return -self.J * jnp.sum(s * (jnp.roll(s, 1, 0) + jnp.roll(s, 1, 1)))
+
+    def delta_energy_all(self, x):
+        s = x.reshape(self.L, self.L)
+        nb = jnp.roll(s, 1, 0) + jnp.roll(s, -1, 0) + jnp.roll(s, 1, 1) + jnp.roll(s, -1, 1)
+        return (2 * self.J * s * nb).reshape(-1)
+
+    def delta_energy(self, x, i):
+        return self.delta_energy_all(x)[i]
+
+    def sample_reference(self, key):
+        return jax.random.choice(key, jnp.array([-1.0, 1.0]), (self.dim,))
+
+    def log_reference_partition(self):
+        return self.dim * math.log(2.0)
+
+
+@struct.dataclass
+class TinyIsingBlocks(TinyIsing):
+    """4×4 version with checkerboard blocks."""
+
+    def block_masks(self):
+        r, c = np.divmod(np.arange(self.dim), self.L)
+        even = (r + c) % 2 == 0
+        return jnp.asarray(np.stack([even, ~even]))
+
+
+@struct.dataclass
+class Gauss:
+    """E = ½ Σ a_i x_i², prior N(0, I): under p_β, x_i ~ N(0, 1/(1 + β a_i))."""
+
+    a: jax.Array
+    kind = "continuous"
+    manifold = "euclidean"
+    differentiable = True
+
+    @property
+    def dim(self):
+        return self.a.shape[0]
+
+    def energy(self, x):
+        return 0.5 * jnp.sum(self.a * x * x)
+
+    def log_prior(self, x):
+        return -0.5 * jnp.sum(x * x) - 0.5 * self.dim * jnp.log(2 * jnp.pi)
+
+    def sample_reference(self, key):
+        return jax.random.normal(key, (self.dim,))
+
+    def log_reference_partition(self):
+        return 0.0
+
+
+@struct.dataclass
+class GaussData(Gauss):
+    """E = Σ_μ ½ a·(x − y_μ)² over P data points, with a minibatch estimate for SGLD."""
+
+    y: jax.Array = None
+
+    @property
+    def n_data(self):
+        return self.y.shape[0]
+
+    def energy(self, x):
+        return 0.5 * jnp.sum(self.a * (x[None, :] - self.y) ** 2)
+
+    def energy_minibatch(self, x, idx):
+        return self.n_data / idx.shape[0] * 0.5 * jnp.sum(self.a * (x[None, :] - self.y[idx]) ** 2)
+
+
+@struct.dataclass
+class SphereField:
+    """E = −h·x on the sphere |x|² = dim with uniform prior (von Mises–Fisher)."""
+
+    h: jax.Array
+    kind = "continuous"
+    manifold = "sphere"
+    differentiable = False
+
+    @property
+    def dim(self):
+        return self.h.shape[0]
+
+    def energy(self, x):
+        return -jnp.dot(self.h, x)
+
+    def log_prior(self, x):
+        return jnp.zeros((), x.dtype)
+
+    def sample_reference(self, key):
+        z = jax.random.normal(key, (self.dim,))
+        return z * jnp.sqrt(self.dim) / jnp.linalg.norm(z)
+
+    def log_reference_partition(self):
+        return 0.0
+
+
+def _boltzmann_levels(model, beta):
+    states = enumerate_states(model.dim)
+    e = np.asarray(jax.vmap(model.energy)(states), np.float64)
+    levels, inv = np.unique(np.round(e, 6), return_inverse=True)
+    lw = -beta * e
+    p = np.exp(lw - np.logaddexp.reduce(lw))
+    return levels, np.bincount(inv, weights=p)
+
+
+def _chi2_levels(energies, levels, probs):
+    idx = np.searchsorted(levels, np.round(np.asarray(energies, np.float64), 6))
+    counts = np.bincount(idx, minlength=len(levels))
+    n = counts.sum()
+    expected = probs * n
+    keep = expected >= 5  # pool rare levels so the chi-square approximation holds
+    obs = np.append(counts[keep], counts[~keep].sum())
+    exp = np.append(expected[keep], expected[~keep].sum())
+    if exp[-1] < 5:
+        obs, exp = obs[:-1], exp[:-1]
+        exp = exp * obs.sum() / exp.sum()
+    return stats.chisquare(obs, exp).pvalue
+
+
+def _final_states(sampler, x0, keys, beta, eps, n_steps):
+    def chain(x, key):
+        st = sampler.init(x)
+
+        def body(s, t):
+            s, _ = sampler.step(jax.random.fold_in(key, t), s, beta, eps)
+            return s, None
+
+        st, _ = jax.lax.scan(body, st, jnp.arange(n_steps))
+        return st
+
+    return jax.jit(jax.vmap(chain))(x0, keys)
+
+
+# ------------------------------------------------------------------------------------------------ kernel choice
+def test_auto_choice():
+    assert resolve_kernel(TinyIsing(jnp.float32(1.0))) == "heat_bath"
+    assert resolve_kernel(TinyIsingBlocks(jnp.float32(1.0), 4)) == "block_gibbs"
+    assert resolve_kernel(Gauss(jnp.ones(3))) == "hmc"
+    assert resolve_kernel(SphereField(jnp.ones(3))) == "sphere"
+
+    @struct.dataclass
+    class Rough(Gauss):
+        differentiable = False
+
+    assert resolve_kernel(Rough(jnp.ones(3))) == "rwm"
+    s = make_sampler(Gauss(jnp.ones(3)))
+    assert isinstance(s, Sampler) and s.name == "hmc" and s.target_acceptance == 0.8
+    assert make_sampler(Gauss(jnp.ones(3)), "mala").target_acceptance == 0.57
+    assert make_sampler(Gauss(jnp.ones(3)), "rwm").target_acceptance == 0.3
+    assert make_sampler(TinyIsing(jnp.float32(1.0)), "flip_metropolis").target_acceptance is None
+
+
+@pytest.mark.parametrize(
+    "model, kernel, options, match",
+    [
+        (TinyIsing(jnp.float32(1.0)), "nuts", {}, "unknown kernel 'nuts'"),
+        (TinyIsing(jnp.float32(1.0)), "hmc", {}, "kernel 'hmc' needs a continuous model"),
+        (Gauss(jnp.ones(3)), "heat_bath", {}, "kernel 'heat_bath' needs a discrete model"),
+        (TinyIsing(jnp.float32(1.0)), "block_gibbs", {}, "needs a model with block_masks"),
+        (Gauss(jnp.ones(3)), "sgld", {}, "energy_minibatch"),
+        (Gauss(jnp.ones(3)), "hmc", {"num_integration_steps": 0}, "num_integration_steps"),
+        (Gauss(jnp.ones(3)), "hmc", {"num_steps": 3}, "unknown option"),
+        (Gauss(jnp.ones(3)), "rwm", {"inverse_mass": 2.0}, "unknown option"),
+        (Gauss(jnp.ones(3)), "hmc", {"step_size_jitter": 1.5}, "step_size_jitter"),
+        (SphereField(jnp.ones(3)), "hmc", {}, "differentiable"),
+    ],
+)
+def test_bad_kernel_or_option(model, kernel, options, match):
+    with pytest.raises(ValueError, match=match):
+        make_sampler(model, kernel, **options)
+
+
+def test_unknown_kernel_lists_valid_names():
+    with pytest.raises(ValueError) as err:
+        make_sampler(Gauss(jnp.ones(3)), "foo")
+    for name in DISCRETE_KERNELS + CONTINUOUS_KERNELS:
+        assert name in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------ sampling correctness
+@pytest.mark.parametrize("kernel", ["flip_metropolis", "heat_bath", "block_gibbs"])
+def test_discrete_kernels_sample_boltzmann(kernel):
+    """χ² of the final energies of 2000 independent chains against the exact level distribution (4×4 Ising);
+    the same machinery must reject a sampler run at the wrong β."""
+    model = TinyIsingBlocks(jnp.float32(1.0), 4)
+    beta = 0.35
+    sampler = make_sampler(model, kernel)
+    n = 2000
+    keys = jax.random.split(jax.random.key(7), n)
+    x0 = jax.vmap(model.sample_reference)(jax.random.split(jax.random.key(8), n))
+    levels, probs = _boltzmann_levels(model, beta)
+    st = _final_states(sampler, x0, keys, beta, 1.0, 40)
+    np.testing.assert_allclose(np.asarray(st.energy), np.asarray(jax.vmap(model.energy)(st.position)), atol=1e-4)
+    assert _chi2_levels(st.energy, levels, probs) > 1e-3
+    wrong = _final_states(sampler, x0, keys, 0.6 * beta, 1.0, 40)
+    assert _chi2_levels(wrong.energy, levels, probs) < 1e-6
+
+
+@pytest.mark.parametrize("kernel, eps", [("rwm", 0.5), ("mala", 0.3), ("hmc", 0.15)])
+def test_continuous_kernels_gaussian_moments(kernel, eps):
+    """Final states of independent chains: E[x_i²] = 1/(1 + β a_i) within 4 standard errors (iid draws)."""
+    model = Gauss(jnp.array([0.5, 1.0, 4.0]))
+    beta = 2.0
+    sampler = make_sampler(model, kernel)
+    n = 2000
+    keys = jax.random.split(jax.random.key(1), n)
+    x0 = jax.vmap(model.sample_reference)(jax.random.split(jax.random.key(2), n))
+    x = np.asarray(_final_states(sampler, x0, keys, beta, eps, 150).position, np.float64)
+    want = 1.0 / (1.0 + beta * np.asarray(model.a))
+    z = (np.mean(x**2, 0) - want) / (np.std(x**2, 0, ddof=1) / math.sqrt(n))
+    assert np.all(np.abs(z) < 4), z
+    zm = np.mean(x, 0) / (np.std(x, 0, ddof=1) / math.sqrt(n))
+    assert np.all(np.abs(zm) < 4), zm
+    # and a wrong temperature is detected by the same test
+    xw = np.asarray(_final_states(sampler, x0, keys, beta / 4, eps, 150).position, np.float64)
+    zw = (np.mean(xw**2, 0) - want) / (np.std(xw**2, 0, ddof=1) / math.sqrt(n))
+    assert np.max(np.abs(zw)) > 6
+
+
+def test_sphere_kernel_stays_on_sphere_and_matches_vmf():
+    """|x|² = dim preserved; E[h·x] matches the exact von Mises–Fisher mean (dim 3: coth(κ) − 1/κ per |x|)."""
+    h = jnp.array([0.0, 0.0, 0.8])
+    model = SphereField(h)
+    beta = 1.0
+    sampler = make_sampler(model)
+    n = 2000
+    keys = jax.random.split(jax.random.key(3), n)
+    x0 = jax.vmap(model.sample_reference)(jax.random.split(jax.random.key(4), n))
+    x = np.asarray(_final_states(sampler, x0, keys, beta, 0.8, 200).position, np.float64)
+    np.testing.assert_allclose((x**2).sum(1), 3.0, rtol=1e-4)
+    kappa = beta * 0.8 * math.sqrt(3.0)  # vMF on the unit sphere: density ∝ exp(κ u_z), x = √3 u
+    want = math.sqrt(3.0) * (1.0 / math.tanh(kappa) - 1.0 / kappa)
+    z = (x[:, 2].mean() - want) / (x[:, 2].std(ddof=1) / math.sqrt(n))
+    assert abs(z) < 4, z
+
+
+def test_langevin_and_sgld_run_and_bias_shrinks():
+    """Unadjusted kernels are biased by O(step): check the variance error shrinks when the step shrinks."""
+    rng = np.random.default_rng(0)
+    y = jnp.asarray(rng.normal(size=(16, 2)), jnp.float32)
+    model = GaussData(jnp.array([1.0, 1.0]), y)
+    beta = 0.5
+    # posterior precision per coordinate: 1 + β a P ; variance 1/(1 + 8)
+    want = 1.0 / (1.0 + beta * 16)
+    n = 1000
+    keys = jax.random.split(jax.random.key(5), n)
+    x0 = jax.vmap(model.sample_reference)(jax.random.split(jax.random.key(6), n))
+    for kernel, opts in [("langevin", {}), ("sgld", {"batch_size": 16})]:
+        sampler = make_sampler(model, kernel, **opts)
+        errs = []
+        for eps in (0.1, 0.025):
+            x = np.asarray(_final_states(sampler, x0, keys, beta, eps, 300).position, np.float64)
+            errs.append(abs(x.var(0).mean() - want))
+        assert errs[1] < errs[0], (kernel, errs)
+
+
+def test_step_same_key_same_output_and_jit_vmap_agree():
+    model = Gauss(jnp.array([0.5, 1.0, 4.0]))
+    sampler = make_sampler(model, "hmc")
+    st = sampler.init(jnp.ones(3))
+    k = jax.random.key(11)
+    a, _ = sampler.step(k, st, 1.0, 0.2)
+    b, _ = jax.jit(sampler.step)(k, st, 1.0, 0.2)
+    c, _ = sampler.step(k, st, 1.0, 0.2)
+    np.testing.assert_array_equal(a.position, c.position)
+    np.testing.assert_allclose(a.position, b.position, rtol=1e-5, atol=1e-6)
+    batch = jax.tree.map(lambda v: jnp.stack([v, v]), st)
+    v, _ = jax.vmap(sampler.step, in_axes=(0, 0, None, None))(jnp.stack([k, k]), batch, 1.0, 0.2)
+    np.testing.assert_allclose(v.position[0], a.position, rtol=1e-5, atol=1e-6)

@@ -12,8 +12,9 @@ Every chain starts from an exact draw of the β = 0 ensemble (``model.sample_ref
 
 and, the chains being independent, the delta-method standard error of the log of a mean of weights is
 sd(w)/(√n · mean(w)) (computed on max-normalised weights). The weights' ESS = (Σw)²/Σw² tells whether that
-error bar can be trusted: when ESS/n_chains < ``UNRELIABLE_ESS_FRACTION`` a few chains dominate, the estimate is
-biased low and the stderr too small; the estimate is then flagged ``diagnostics["unreliable"] = True`` and a
+error bar can be trusted: when ESS/n_chains < ``UNRELIABLE_ESS_FRACTION`` (1%) or ESS < ``UNRELIABLE_MIN_ESS``
+(10) a few chains dominate, the estimate is biased low and the stderr too small (the spread of a handful of
+weights says nothing about the ones never drawn); the estimate is then flagged ``diagnostics["unreliable"] = True`` and a
 ``RuntimeWarning`` is issued (use more temperatures or chains). Chains whose final log weight is NaN are
 excluded and counted (``n_excluded``), never averaged.
 
@@ -26,6 +27,7 @@ estimator stays unbiased).
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import warnings
@@ -42,9 +44,18 @@ from .estimate import LogZEstimate
 from .samplers import make_sampler, resolve_kernel
 from .validate import check_beta, check_betas, check_choice, check_positive_int
 
-__all__ = ["AISResult", "ais_schedule", "run_ais", "ais_log_partition", "UNRELIABLE_ESS_FRACTION"]
+__all__ = [
+    "AISResult",
+    "ais_schedule",
+    "run_ais",
+    "ais_log_partition",
+    "log_weights_estimate",
+    "UNRELIABLE_ESS_FRACTION",
+    "UNRELIABLE_MIN_ESS",
+]
 
 UNRELIABLE_ESS_FRACTION = 0.01
+UNRELIABLE_MIN_ESS = 10.0
 SCHEDULES = ("sigmoid", "geometric", "linear")
 
 
@@ -114,6 +125,7 @@ def _transition(sampler, key, inner, beta, eps, n_sweeps):
 
 def _anneal_impl(model, schedule, eps, key_init, key_steps, array_options, *, spec: _Spec, n_chains: int):
     """Production anneal: vmap over chains, scan over the schedule. eps [K+1] fixed."""
+    _TRACE_COUNTS["anneal"] += 1
     sampler = make_sampler(model, spec.kernel, **dict(spec.static_options), **array_options)
 
     def chain(c):
@@ -146,6 +158,7 @@ class _Inner(NamedTuple):
 
 def _pilot_impl(model, schedule, eps0, key_init, key_steps, array_options, *, spec: _Spec, n_chains: int):
     """Pilot anneal adapting log ε per temperature (Robbins–Monro, carried along the schedule). Returns eps [K+1]."""
+    _TRACE_COUNTS["pilot"] += 1
     sampler = make_sampler(model, spec.kernel, **dict(spec.static_options), **array_options)
     x0 = jax.vmap(lambda c: model.sample_reference(jax.random.fold_in(key_init, c)))(jnp.arange(n_chains))
     inner = jax.vmap(sampler.init)(x0)
@@ -173,6 +186,7 @@ def _pilot_impl(model, schedule, eps0, key_init, key_steps, array_options, *, sp
 
 
 _JIT: dict = {}
+_TRACE_COUNTS: collections.Counter = collections.Counter()  # traces (= compilations) per function, for tests
 
 
 def _jitted(kind, spec, n_chains):
@@ -322,7 +336,7 @@ def ais_log_partition(
     value, stderr, ess, n_excl = log_weights_estimate(res.log_weights)
     n_used = res.log_weights.size - n_excl
     frac = ess / n_used if n_used else 0.0
-    unreliable = bool(frac < UNRELIABLE_ESS_FRACTION or not np.isfinite(stderr))
+    unreliable = bool(frac < UNRELIABLE_ESS_FRACTION or ess < UNRELIABLE_MIN_ESS or not np.isfinite(stderr))
     if unreliable:
         warnings.warn(
             f"AIS at beta={beta:g}: weight ESS {ess:.1f} of {n_used} chains ({frac:.2%}); the error bar is not "

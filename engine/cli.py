@@ -37,58 +37,43 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-# Model options, shared by `logz` and `thermo` (see build_model for their meaning per model).
+def _opt(flag: str, help: str, *, show_default: bool = False, short: str | None = None):
+    """A typer option whose help text may contain shapes like [P, N] (escaped from rich markup)."""
+    decls = (flag, short) if short else (flag,)
+    return typer.Option(*decls, help=help.replace("[", "\\["), show_default=show_default)
+
+
+# Model options, shared by `logz` and `thermo` (see build_model for their meaning per model); defaults in [].
 MODEL_HELP = (
     "Built-in model: ising2d (--L, --M, --J, --h), sk (--n, --couplings), rbm (--weights or --n-visible/"
-    "--n-hidden), hopfield (--n, --patterns), perceptron (--n with --p or --alpha, or --data), linear (--data, "
-    "or --n/--p synthetic; --sigma-w)."
+    "--n-hidden, --units), hopfield (--n, --patterns), perceptron (--n with --p or --alpha, or --data), linear "
+    "(--data, or --n/--p synthetic; --sigma-w)."
 )
 ModelArg = Annotated[str, typer.Argument(help=MODEL_HELP, show_default=False)]
-LOpt = Annotated[int | None, typer.Option("--L", help="ising2d: rows of the L×M torus [8].", show_default=False)]
-MOpt = Annotated[int | None, typer.Option("--M", help="ising2d: columns (default L).", show_default=False)]
-JOpt = Annotated[float | None, typer.Option("--J", help="ising2d: coupling J [1.0].", show_default=False)]
-HOpt = Annotated[float | None, typer.Option("--h", help="ising2d: external field h [0.0].", show_default=False)]
-NOpt = Annotated[
-    int | None,
-    typer.Option("--n", help="sk/hopfield: spins [12]; perceptron: inputs [15]; linear: features.", show_default=False),
-]
-POpt = Annotated[int | None, typer.Option("--p", help="perceptron/linear: number of patterns P.", show_default=False)]
-AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="perceptron: load α = P/N [0.5].", show_default=False)]
-DataOpt = Annotated[
-    Path | None, typer.Option("--data", help="perceptron/linear: .npz file with X [P, N] and y [P].", show_default=False)
-]
-CouplingsOpt = Annotated[
-    Path | None, typer.Option("--couplings", help="sk: .npz file with a symmetric J [N, N].", show_default=False)
-]
-WeightsOpt = Annotated[
-    Path | None, typer.Option("--weights", help="rbm: .npz file with W [nv, nh], a [nv], b [nh].", show_default=False)
-]
-NVisOpt = Annotated[int | None, typer.Option("--n-visible", help="rbm: visible units (random W) [8].", show_default=False)]
-NHidOpt = Annotated[int | None, typer.Option("--n-hidden", help="rbm: hidden units (random W) [4].", show_default=False)]
-UnitsOpt = Annotated[str | None, typer.Option("--units", help="rbm: 'binary' {0,1} or 'spin' ±1 [binary].", show_default=False)]
-PatternsOpt = Annotated[
-    str | None,
-    typer.Option("--patterns", help="hopfield: number of random patterns P [2], or an .npz file with xi [P, N].",
-                 show_default=False),
-]
-SigmaOpt = Annotated[float | None, typer.Option("--sigma-w", help="linear: prior std of the weights [1.0].", show_default=False)]
-DisorderOpt = Annotated[
-    int | None,
-    typer.Option("--disorder-seed", help="seed of random couplings/patterns/data (default: --seed).", show_default=False),
-]
-SeedOpt = Annotated[int, typer.Option("--seed", help="PRNG seed of the Monte Carlo run.")]
-ChainsOpt = Annotated[int | None, typer.Option("--chains", help="independent chains (method default if unset).", show_default=False)]
-StepsOpt = Annotated[
-    int | None,
-    typer.Option("--steps", help="AIS: annealing temperatures; TI/PT: sweeps per temperature.", show_default=False),
-]
-NBetasOpt = Annotated[
-    int | None,
-    typer.Option("--n-betas", help="TI: integration grid points; PT: replicas (logz); thermo: grid size.", show_default=False),
-]
-KernelOpt = Annotated[str, typer.Option("--kernel", help="Monte Carlo kernel (auto, heat_bath, block_gibbs, hmc, ...).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout (with diagnostics).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar.")]
+LOpt = Annotated[int | None, _opt("--L", "ising2d: rows of the L×M torus [8].")]
+MOpt = Annotated[int | None, _opt("--M", "ising2d: columns [L].")]
+JOpt = Annotated[float | None, _opt("--J", "ising2d: coupling J [1.0].")]
+HOpt = Annotated[float | None, _opt("--h", "ising2d: external field h [0.0].")]
+NOpt = Annotated[int | None, _opt("--n", "sk, hopfield: spins [12]; perceptron: inputs [15]; linear: features [4].")]
+POpt = Annotated[int | None, _opt("--p", "perceptron: patterns P [round(αN)]; linear: examples [16].")]
+AlphaOpt = Annotated[float | None, _opt("--alpha", "perceptron: load α = P/N [0.5].")]
+DataOpt = Annotated[Path | None, _opt("--data", "perceptron, linear: .npz file with X [P, N] and y [P].")]
+CouplingsOpt = Annotated[Path | None, _opt("--couplings", "sk: .npz file with a symmetric J [N, N].")]
+WeightsOpt = Annotated[Path | None, _opt("--weights", "rbm: .npz file with W [nv, nh], a [nv], b [nh].")]
+NVisOpt = Annotated[int | None, _opt("--n-visible", "rbm: visible units of a random RBM [8].")]
+NHidOpt = Annotated[int | None, _opt("--n-hidden", "rbm: hidden units of a random RBM [4].")]
+UnitsOpt = Annotated[str | None, _opt("--units", "rbm: 'binary' (0/1) or 'spin' (±1) units [binary].")]
+PatternsOpt = Annotated[str | None, _opt("--patterns", "hopfield: P random patterns [2], or an .npz with xi [P, N].")]
+SigmaOpt = Annotated[float | None, _opt("--sigma-w", "linear: prior standard deviation of the weights [1.0].")]
+DisorderOpt = Annotated[int | None, _opt("--disorder-seed", "seed of random couplings, patterns, data [--seed].")]
+SeedOpt = Annotated[int, _opt("--seed", "PRNG seed of the Monte Carlo run.", show_default=True)]
+ChainsOpt = Annotated[int | None, _opt("--chains", "independent chains [method default].")]
+StepsOpt = Annotated[int | None, _opt("--steps", "AIS: annealing temperatures; TI, PT: sweeps per temperature.")]
+NBetasOpt = Annotated[int | None, _opt("--n-betas", "logz: TI grid points or PT replicas; thermo: grid size [21].")]
+KernelOpt = Annotated[str, _opt("--kernel", "Monte Carlo kernel: auto, heat_bath, block_gibbs, hmc, ...",
+                                show_default=True)]
+JsonOpt = Annotated[bool, _opt("--json", "machine-readable JSON on stdout (with diagnostics).")]
+QuietOpt = Annotated[bool, _opt("--quiet", "no progress bar.", short="-q")]
 
 
 def _console(stderr: bool = False):
@@ -176,6 +161,9 @@ class BuiltModel(NamedTuple):
 
 
 def _load_npz(path: Path, keys: tuple[str, ...], flag: str) -> dict[str, Any]:
+    """Named arrays from an .npz file, each checked finite; every failure is a one-line ValueError."""
+    import zipfile
+
     import numpy as np
 
     from .validate import check_finite_array
@@ -184,20 +172,28 @@ def _load_npz(path: Path, keys: tuple[str, ...], flag: str) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"{flag}: file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        f = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as err:  # not an npz / corrupt zip / pickle
+        raise ValueError(f"{flag}: cannot read {path} as .npz ({' '.join(str(err).split())})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise ValueError(f"{flag}: {path} is a single .npy array, not an .npz archive of named arrays")
+    try:
+        with f:
             found = set(f.files)
             missing = [k for k in keys if k not in found]
             if missing:
                 raise ValueError(f"{flag}: {path} has no array {missing[0]!r} (it has: {', '.join(sorted(found))})")
             arrays = {k: np.asarray(f[k]) for k in keys}
-    except (OSError, EOFError) as err:  # not an npz / corrupt zip
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        if str(err).startswith(flag):  # our own message (missing key)
+            raise
         raise ValueError(f"{flag}: cannot read {path} as .npz ({' '.join(str(err).split())})") from None
     for k, v in arrays.items():
         check_finite_array(v, f"{path.name}:{k}")
     return arrays
 
 
-def _labels(y, flag: str):
+def _labels(y):
     import numpy as np
 
     y = np.asarray(y, dtype=np.float32)
@@ -210,7 +206,7 @@ def build_model(name: str, options: dict[str, Any], *, seed: int = 0) -> BuiltMo
     """Build a built-in model from CLI options (random couplings/patterns/data drawn from ``seed``).
 
     Models: ``ising2d`` (L×M torus, J, h), ``sk`` (N spins, Gaussian J ~ N(0, 1/N) or from --couplings),
-    ``rbm`` (weights from --weights, or random W ~ N(0, 1/n_visible) with zero biases), ``hopfield`` (N spins, P
+    ``rbm`` (weights from --weights, or random W, a, b ~ N(0, 1/n_visible)), ``hopfield`` (N spins, P
     random ±1 patterns or from a file), ``perceptron`` (binary ±1 perceptron on Gardner data: random ±1 patterns
     and labels, P = --p or round(α N)), ``linear`` (Bayesian linear regression, Gaussian prior σ_w, data from
     --data or synthetic: X ~ N(0, 1), y = X w* + 0.1 noise).
@@ -279,12 +275,14 @@ def build_model(name: str, options: dict[str, Any], *, seed: int = 0) -> BuiltMo
             used = {"weights": str(o["weights"]), "units": units}
         else:
             nv, nh = size("n_visible", 8), size("n_hidden", 4)
-            W = np.asarray(jax.random.normal(key, (nv, nh))) / math.sqrt(nv)
-            a, b = np.zeros(nv), np.zeros(nh)
+            W = None
             used = {"n_visible": nv, "n_hidden": nh, "units": units, "disorder_seed": seed}
-        model = RBM(jnp.asarray(W, jnp.float32), jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32),
-                    units=units)
-        label = f"RBM {W.shape[0]}×{W.shape[1]} ({units})"
+        if W is None:
+            model = RBM.random(key, nv, nh, scale=1.0 / math.sqrt(nv), units=units)
+        else:
+            model = RBM(jnp.asarray(W, jnp.float32), jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32),
+                        units=units)
+        label = f"RBM {model.W.shape[0]}×{model.W.shape[1]} ({units})"
     elif name == "hopfield":
         from thermodl.models.hopfield import Hopfield
 
@@ -353,7 +351,7 @@ def _xy(path: Path):
     from .validate import check_shapes
 
     arr = _load_npz(path, ("X", "y"), "--data")
-    X, y = arr["X"], _labels(arr["y"], "--data")
+    X, y = arr["X"], _labels(arr["y"])
     check_shapes({"X": X, "y": y}, {"X": ("P", "N"), "y": ("P",)})
     return X, y
 
@@ -385,11 +383,69 @@ def _accepted(fn, options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in params}
 
 
+# Which CLI run options each method understands, and the estimator keyword they map to.
+_METHOD_OPTIONS = {
+    "ais": {"n_chains": "n_chains", "n_steps": "n_temperatures"},
+    "pt": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_replicas"},
+    "ti": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_betas"},
+    "exact": {},
+}
+_RUN_FLAGS = {"n_chains": "--chains", "n_steps": "--steps", "n_betas": "--n-betas"}
+
+
+def resolve_method(model: Any, method: str) -> str:
+    """``"auto"`` → ``"exact"`` when the model has an exact log Z (or is discrete with dim ≤ 20), else ``"ais"``."""
+    from thermodl.models.base import has_exact
+
+    if method != "auto":
+        return method
+    if has_exact(model) or (getattr(model, "kind", None) == "discrete" and model.dim <= 20):
+        return "exact"
+    return "ais"
+
+
+def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel: str = "auto",
+                      progress=None, **run_options) -> Any:
+    """``engine.api.log_partition`` with the CLI's options mapped onto the chosen estimator's keywords."""
+    import jax
+
+    method = resolve_method(model, method)
+    mapping = _METHOD_OPTIONS[method]
+    for name in run_options:
+        if name not in mapping:
+            raise ValueError(f"{_RUN_FLAGS[name]} does not apply to method {method!r}"
+                             + (" (auto picked exact; choose --method ais, ti or pt)" if method == "exact" else ""))
+    options = {mapping[k]: v for k, v in run_options.items()}
+    from .api import log_partition
+
+    if method == "exact":
+        return log_partition(model, beta, method="exact")
+    options["kernel"] = kernel
+    if progress is not None and method in ("pt", "ti"):
+        options["progress"] = lambda done, total: progress(f"{method.upper()} sampling", done / max(total, 1))
+    return log_partition(model, beta, method=method, key=jax.random.key(seed), **options)
+
+
+def run_thermodynamics(model: Any, betas, *, method: str, seed: int, kernel: str = "auto", progress=None,
+                       **run_options):
+    """``engine.api.thermodynamics`` on the β grid; returns its ``xarray.Dataset``."""
+    import jax
+
+    from .api import thermodynamics
+
+    options = {"kernel": kernel, **run_options}
+    if progress is not None:
+        options["progress"] = lambda done, total: progress(f"{method.upper()} sampling", done / max(total, 1))
+    options = _accepted(thermodynamics, options) | {k: v for k, v in options.items() if k in run_options}
+    return thermodynamics(model, betas, key=jax.random.key(seed), method=method, **options)
+
+
 @app.command()
 def logz(
     model: ModelArg,
-    beta: Annotated[float, typer.Option("--beta", help="inverse temperature β ≥ 0.")],
-    method: Annotated[str, typer.Option("--method", help="auto | ais | ti | pt | exact (auto: exact if available, else ais).")] = "auto",
+    beta: Annotated[float, _opt("--beta", "inverse temperature β ≥ 0.")],
+    method: Annotated[str, _opt("--method", "auto, ais, ti, pt or exact (auto: exact if known, else ais).",
+                                show_default=True)] = "auto",
     seed: SeedOpt = 0,
     chains: ChainsOpt = None,
     steps: StepsOpt = None,
@@ -471,12 +527,12 @@ def _parse_betas(betas: str | None, beta_min: float | None, beta_max: float | No
 @app.command()
 def thermo(
     model: ModelArg,
-    betas: Annotated[str | None, typer.Option("--betas", help="comma-separated β grid, e.g. 0,0.1,0.2.", show_default=False)] = None,
-    beta_min: Annotated[float | None, typer.Option("--beta-min", help="grid start [0].", show_default=False)] = None,
-    beta_max: Annotated[float | None, typer.Option("--beta-max", help="grid end.", show_default=False)] = None,
+    betas: Annotated[str | None, _opt("--betas", "comma-separated increasing β grid, e.g. 0,0.1,0.2.")] = None,
+    beta_min: Annotated[float | None, _opt("--beta-min", "grid start [0].")] = None,
+    beta_max: Annotated[float | None, _opt("--beta-max", "grid end (linear grid of --n-betas points).")] = None,
     n_betas: NBetasOpt = None,
-    method: Annotated[str, typer.Option("--method", help="ti | pt.")] = "ti",
-    out: Annotated[Path | None, typer.Option("--out", help="write the xarray Dataset as netCDF.", show_default=False)] = None,
+    method: Annotated[str, _opt("--method", "ti or pt.", show_default=True)] = "ti",
+    out: Annotated[Path | None, _opt("--out", "write the xarray Dataset to this netCDF (.nc) file.")] = None,
     seed: SeedOpt = 0,
     chains: ChainsOpt = None,
     steps: StepsOpt = None,
@@ -538,13 +594,13 @@ def thermo(
 @app.command()
 def reproduce(
     name: Annotated[str | None, typer.Argument(help="experiment name (see --list).", show_default=False)] = None,
-    list_: Annotated[bool, typer.Option("--list", help="list the registered experiments.")] = False,
-    all_: Annotated[bool, typer.Option("--all", help="run every experiment and write index.md.")] = False,
-    full: Annotated[bool, typer.Option("--full", help="paper-size run (slow) instead of the quick one.")] = False,
-    out: Annotated[Path, typer.Option("--out", help="output folder (one sub-folder per experiment).")] = Path("results"),
+    list_: Annotated[bool, _opt("--list", "list the registered experiments.")] = False,
+    all_: Annotated[bool, _opt("--all", "run every experiment and write index.md.")] = False,
+    full: Annotated[bool, _opt("--full", "paper-size run (slow) instead of the quick one.")] = False,
+    out: Annotated[Path, _opt("--out", "output folder (one sub-folder per experiment).", show_default=True)] = Path(
+        "results"),
     seed: SeedOpt = 0,
-    size: Annotated[str | None, typer.Option("--size", help="size preset, e.g. 'tiny' for smoke tests (overrides --full).",
-                                             show_default=False)] = None,
+    size: Annotated[str | None, _opt("--size", "size preset, e.g. 'tiny' for smoke tests (overrides --full).")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Reproduce a registered experiment: table (Markdown + CSV) of measured vs theory, netCDF data, PNG figure.
@@ -574,7 +630,7 @@ def reproduce(
         with _Progress(not quiet) as bar:
             try:
                 res = registry.run_experiment(key, out, full=full, seed=seed, size=size, progress=bar.callback())
-            except ValueError:
+            except Exception:  # noqa: BLE001 — with --all one broken experiment must not stop the others
                 if not all_:
                     raise
                 res = {"name": key, "description": dict(registry.list_experiments()).get(key, ""),

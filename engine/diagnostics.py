@@ -29,6 +29,7 @@ __all__ = [
     "summarise",
     "nonfinite_chains",
     "split_rhat_from_moments",
+    "rhat_from_moments",
     "ess_from_moments",
     "split_rhat",
     "effective_sample_size",
@@ -85,7 +86,11 @@ def summarise(per_chain, chain_axis: int = -1, exclude=None) -> Summary:
 
 
 def _np_moments(m: Moments):
-    return np.asarray(m.count, np.float64), np.asarray(m.mean, np.float64), np.asarray(m.m2, np.float64)
+    """(count, mean, m2) as float64; a scalar count shared by all chains is broadcast to the mean's shape."""
+    count, mean = np.asarray(m.count, np.float64), np.asarray(m.mean, np.float64)
+    if count.ndim == 0:
+        count = np.broadcast_to(count, mean.shape)
+    return count, mean, np.asarray(m.m2, np.float64)
 
 
 def _chain_last(count, mean, m2, chain_axis):
@@ -99,25 +104,16 @@ def _chain_last(count, mean, m2, chain_axis):
     return np.broadcast_to(c, mean.shape), mean, m2
 
 
-def split_rhat_from_moments(split: SplitMoments, chain_axis: int = -1) -> np.ndarray:
-    """Classic split R-hat from the streamed moments of each chain's two halves (Gelman et al. BDA3 §11.4).
-
-    Args:
-        split: ``SplitMoments`` whose ``count`` has shape [..., chains] and ``mean``/``m2`` [..., chains, *value].
-        chain_axis: the chain axis of ``count``.
-
-    Returns:
-        float [..., *value] — R-hat over the finite chains (NaN if fewer than 2 sequences or zero variance).
-    """
-    parts = [_chain_last(*_np_moments(h), chain_axis) for h in (split.first, split.second)]
+def _rhat_from_sequences(parts, n_halves: int) -> np.ndarray:
+    """Gelman–Rubin R-hat from per-sequence (count, mean, m2), each [..., *v, C]; a chain whose any sequence is
+    non-finite is excluded as a whole."""
     n = np.concatenate([p[0] for p in parts], -1)
     means = np.concatenate([p[1] for p in parts], -1)
     var = np.concatenate([p[2] for p in parts], -1) / np.maximum(n - 1, 1)
     ok = np.isfinite(means) & np.isfinite(var) & (n > 1)
-    # a chain is excluded as a whole when either half is bad
-    half = ok.shape[-1] // 2
-    ok_chain = ok[..., :half] & ok[..., half:]
-    ok = np.concatenate([ok_chain, ok_chain], -1)
+    n_chains = ok.shape[-1] // n_halves
+    ok_chain = np.logical_and.reduce([ok[..., i * n_chains:(i + 1) * n_chains] for i in range(n_halves)])
+    ok = np.concatenate([ok_chain] * n_halves, -1)
     m = ok.sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         n_eff = np.where(ok, n, np.inf).min(-1)  # halves may differ by one draw; use the shorter
@@ -129,17 +125,40 @@ def split_rhat_from_moments(split: SplitMoments, chain_axis: int = -1) -> np.nda
     return np.where(m >= 2, rhat, np.nan)
 
 
-def ess_from_moments(split: SplitMoments, chain_axis: int = -1) -> np.ndarray:
-    """Effective sample size by batch means with the chains as batches.
+def split_rhat_from_moments(split: SplitMoments, chain_axis: int = -1) -> np.ndarray:
+    """Classic split R-hat from the streamed moments of each chain's two halves (Gelman et al. BDA3 §11.4).
+
+    Args:
+        split: ``SplitMoments`` whose ``count`` has shape [..., chains] and ``mean``/``m2`` [..., chains, *value].
+        chain_axis: the chain axis of ``count``.
+
+    Returns:
+        float [..., *value] — R-hat over the finite chains (NaN if fewer than 2 sequences or zero variance).
+    """
+    parts = [_chain_last(*_np_moments(h), chain_axis) for h in (split.first, split.second)]
+    return _rhat_from_sequences(parts, 2)
+
+
+def rhat_from_moments(moments: Moments, chain_axis: int = -1) -> np.ndarray:
+    """Non-split Gelman–Rubin R-hat (Gelman & Rubin, Stat. Sci. 7, 457 (1992)) from whole-chain moments, for
+    runners that stream ``Moments`` only; blind to drifts within a chain (prefer the split version)."""
+    return _rhat_from_sequences([_chain_last(*_np_moments(moments), chain_axis)], 1)
+
+
+def ess_from_moments(split: SplitMoments | Moments, chain_axis: int = -1) -> np.ndarray:
+    """Effective sample size by batch means with the chains as batches (``SplitMoments`` or whole-chain
+    ``Moments``).
 
     ESS = m·σ̂² / s²_B, where σ̂² is the pooled variance of all draws and s²_B the variance of the m chain means
     (each of n draws): for independent chains Var(chain mean) = σ²τ/n, so ESS = m·n/τ. Capped at m·n. Needs
     several chains (its relative error is about sqrt(2/(m−1))); NaN when fewer than 2 finite chains.
     """
-    first = _chain_last(*_np_moments(split.first), chain_axis)
-    second = _chain_last(*_np_moments(split.second), chain_axis)
-    n1, mu1, s1 = first
-    n2, mu2, s2 = second
+    if isinstance(split, Moments):
+        n1, mu1, s1 = _chain_last(*_np_moments(split), chain_axis)
+        n2, mu2, s2 = np.zeros_like(n1), np.zeros_like(mu1), np.zeros_like(s1)
+    else:
+        n1, mu1, s1 = _chain_last(*_np_moments(split.first), chain_axis)
+        n2, mu2, s2 = _chain_last(*_np_moments(split.second), chain_axis)
     n = n1 + n2
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = (n1 * mu1 + n2 * mu2) / np.maximum(n, 1)

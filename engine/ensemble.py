@@ -159,8 +159,8 @@ def pooled_variance(m: obs.Moments, exclude=None) -> Summary:
     """Variance of the pooled draws of all chains (last axis of ``m.count``) with a leave-one-chain-out jackknife
     standard error (chains independent; B. Efron, *The Jackknife, the Bootstrap and Other Resampling Plans*,
     1982). Non-finite chains (or ``exclude``) are left out and counted."""
-    n = np.asarray(m.count, np.float64)
     mu = np.asarray(m.mean, np.float64)
+    n = np.broadcast_to(np.asarray(m.count, np.float64), mu.shape)  # a shared scalar count is allowed
     m2 = np.asarray(m.m2, np.float64)
     ok = np.isfinite(mu) & np.isfinite(m2) & (n > 0)
     if exclude is not None:
@@ -243,9 +243,13 @@ def _sampler(spec: _Spec, model, array_options) -> Sampler:
     return make_sampler(model, spec.kernel, **dict(spec.static_options), **array_options)
 
 
-def _init_impl(model, positions, array_options, *, spec: _Spec):
+def _init_impl(model, positions, init_keys, array_options, *, spec: _Spec):
+    """Kernel states and empty statistics for all [T, C] chains; positions drawn from the reference ensemble
+    (``model.sample_reference`` with ``init_keys`` [T, C]) when ``positions`` is None."""
     _TRACE_COUNTS["init"] += 1
     sampler = _sampler(spec, model, array_options)
+    if positions is None:
+        positions = jax.vmap(jax.vmap(model.sample_reference))(init_keys)
     states = jax.vmap(jax.vmap(sampler.init))(positions)
     stats = jax.vmap(jax.vmap(functools.partial(_fresh_stats, spec, model)))(states)
     return states, stats
@@ -300,7 +304,7 @@ def _compiled(kind: str, spec: _Spec, disorder: bool):
         if kind == "init":
             fn = functools.partial(_init_impl, spec=spec)
             if disorder:
-                fn = jax.vmap(fn, in_axes=(0, 0, None))
+                fn = jax.vmap(fn, in_axes=(0, 0, 0, None))
         else:
             fn = functools.partial(_chunk_impl, spec=spec)
             if disorder:
@@ -328,6 +332,7 @@ def _as_key(key):
     return key
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _derive_keys(key, n_disorder: int | None, n_temps: int, n_chains: int):
     """[(D,) T, C] keys fold_in(fold_in(fold_in(key, d), k), c)."""
     k_idx, c_idx = jnp.arange(n_temps), jnp.arange(n_chains)
@@ -423,13 +428,9 @@ def run_ensemble(
 
     # initial positions [(D,) T, C, dim]
     k_steps, k_init = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
-    if initial_position is None:
-        ikeys = _derive_keys(k_init, n_dis, n_temps, n_chains)
-        if n_dis is None:
-            positions = jax.vmap(jax.vmap(model.sample_reference))(ikeys)
-        else:
-            positions = jax.vmap(lambda m, k: jax.vmap(jax.vmap(m.sample_reference))(k))(model, ikeys)
-    else:
+    ikeys = _derive_keys(k_init, n_dis, n_temps, n_chains)
+    positions = None
+    if initial_position is not None:
         p = jnp.asarray(initial_position, dtype)
         if p.shape[-1] != dim or p.ndim > 3 + len(lead) or p.ndim < 1:
             raise ValueError(f"initial_position must have shape [dim], [C, dim] or [T, C, dim] with dim={dim}, "
@@ -445,7 +446,7 @@ def run_ensemble(
         return _Spec(name, static_opts, chunk_size, phase, obs_items, has_mag, trace_every or 0, n_draws,
                      probe.target_acceptance)
 
-    states, stats = _compiled("init", spec("init"), n_dis is not None)(model, positions, array_opts)
+    states, stats = _compiled("init", spec("init"), n_dis is not None)(model, positions, ikeys, array_opts)
     total, i32 = n_warmup + n_steps, np.int32
     do_adapt = bool(adapt) and probe.target_acceptance is not None and n_warmup > 0
     astate = None

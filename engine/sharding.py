@@ -11,6 +11,12 @@ When ``n_chains`` is not a multiple of the device count the chain axis is padded
 indices ≥ n_chains) that are computed and dropped; they cannot change the kept chains because lanes are
 independent.
 
+Bitwise identity across device counts also needs identical *shapes* per device: XLA may sum a batched matrix
+product (an energy xᵀJx over a batch of chains) in an order that depends on the batch size, which changes the
+last bits. Sweep programs therefore process each device's chains in blocks of a fixed size (``lax.map`` over
+blocks of ``block`` chains): with the same block size, 1 device and 8 devices run the very same block
+computation and give bitwise identical numbers.
+
 On CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` (set before JAX is imported) gives 8 virtual
 devices for testing.
 """
@@ -52,15 +58,15 @@ def chain_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.array(devs), (CHAINS,))
 
 
-def padded_size(n: int, mesh: Mesh) -> int:
-    """``n`` rounded up to a multiple of the number of devices on ``mesh``."""
-    d = mesh.devices.size
+def padded_size(n: int, mesh: Mesh, block: int = 1) -> int:
+    """``n`` rounded up to a multiple of (number of devices on ``mesh``) × ``block``."""
+    d = mesh.devices.size * int(block)
     return -(-int(n) // d) * d
 
 
-def chain_indices(n_chains: int, mesh: Mesh) -> jax.Array:
-    """Global chain indices ``0 .. padded_size(n_chains)−1`` (int32), sharded along ``"chains"``."""
-    n = padded_size(n_chains, mesh)
+def chain_indices(n_chains: int, mesh: Mesh, block: int = 1) -> jax.Array:
+    """Global chain indices ``0 .. padded_size(n_chains, mesh, block)−1`` (int32), sharded along ``"chains"``."""
+    n = padded_size(n_chains, mesh, block)
     return jax.device_put(np.arange(n, dtype=np.int32), NamedSharding(mesh, P(CHAINS)))
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "canonical_json",
     "config_hash",
     "unit_key",
+    "netcdf_engine",
     "write_netcdf_atomic",
     "read_netcdf",
     "package_versions",
@@ -115,14 +116,32 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def netcdf_engine() -> str:
+    """``"h5netcdf"`` (netCDF-4) when its backend ``h5py`` is installed, else ``"scipy"`` (netCDF-3)."""
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        return "scipy"
+    return "h5netcdf"
+
+
 def write_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike) -> None:
-    """Write ``ds`` to ``path`` as netCDF-4 (h5netcdf engine), atomically."""
-    _atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+    """Write ``ds`` to ``path`` atomically as netCDF-4 (h5netcdf); without ``h5py`` as netCDF-3 (scipy), which
+    stores 64-bit integers as int32 and booleans as int8."""
+    engine = netcdf_engine()
+    if engine == "scipy":
+        ds = ds.copy()
+        for name, var in list(ds.variables.items()):
+            if var.dtype == np.bool_:
+                ds[name] = var.astype(np.int8)
+            elif var.dtype.kind in "iu" and var.dtype.itemsize > 4:
+                ds[name] = var.astype(np.int32)
+    _atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine=engine))
 
 
 def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
-    """Load a netCDF file fully into memory (the file is closed afterwards)."""
-    return xr.load_dataset(path, engine="h5netcdf")
+    """Load a netCDF file (either format) fully into memory; the file is closed afterwards."""
+    return xr.load_dataset(path)
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
@@ -174,9 +193,9 @@ class SweepStore:
                 self._refuse(self.parts, other)
             if other != self.cfg_hash or not resume:
                 shutil.rmtree(self.parts)
-        elif self.parts.exists() and (force or not resume or any(self.parts.glob("unit-*.nc"))):
-            # unit files without a manifest cannot be attributed to a config: start clean
-            if not force and any(self.parts.glob("unit-*.nc")):
+        elif self.parts.exists():
+            # unit files without a manifest cannot be attributed to a config
+            if any(self.parts.glob("unit-*.nc")) and not force:
                 self._refuse(self.parts, "unknown (no manifest)")
             shutil.rmtree(self.parts)
         if force and self.out.exists():

@@ -75,12 +75,12 @@ METHODS = ("ensemble", "ais", "pt", "ti", "exact", "thermodynamics")
 SECTIONS = ("model", "data", "sampler", "estimator", "sweep", "output")
 GRID_SPECS = ("linspace", "logspace", "geomspace", "range")
 SAMPLER_KEYS = ("kernel", "step_size", "adapt", "num_integration_steps", "inverse_mass", "batch_size")
-ESTIMATOR_KEYS = ("method", "n_chains", "n_steps", "n_warmup", "seed", "compare_exact")
+ESTIMATOR_KEYS = ("method", "n_chains", "n_steps", "n_warmup", "chain_block", "seed", "compare_exact")
 SWEEP_KEYS = ("beta", "seed")
 OUTPUT_KEYS = ("path", "unit_size", "keep_parts")
 DEFAULTS = {
     "sampler": {"kernel": "auto", "adapt": True},
-    "estimator": {"method": "ensemble", "n_chains": 64, "n_steps": 1000, "seed": 0, "compare_exact": False},
+    "estimator": {"method": "ensemble", "seed": 0, "compare_exact": False},
     "sweep": {"seed": 0},
     "output": {"unit_size": 64, "keep_parts": False},
 }
@@ -214,7 +214,7 @@ def normalize_config(raw: Mapping) -> dict:
     if seeds and seeds[0] != "sweep":
         cfg["sweep"]["seed"] = cfg[seeds[0]].pop("seed")
     for sec, defaults in DEFAULTS.items():
-        cfg[sec] = {**defaults, **cfg[sec]}
+        cfg[sec].update({k: v for k, v in defaults.items() if k not in cfg[sec]})
     _check_keys(cfg)
     return cfg
 
@@ -252,7 +252,7 @@ def _check_keys(cfg: dict) -> None:
     est = cfg["estimator"]
     for m in _values(est["method"]):
         check_choice("method", m, METHODS)
-    for key in ("n_chains", "n_steps"):
+    for key in ("n_chains", "n_steps", "chain_block"):
         for v in _values(est.get(key, 1)):
             check_positive_int(v, f"estimator.{key}")
     for v in _values(est.get("n_warmup", 0)):
@@ -278,7 +278,7 @@ def _method_options(method: str, est: Mapping, sampler: Mapping, *, several: boo
 
     opts = {k: v for k, v in est.items() if k not in ("method", "seed", "compare_exact")}
     if method in ("ensemble", "exact"):
-        allowed = {"n_chains", "n_steps", "n_warmup"} if method == "ensemble" else set()
+        allowed = {"n_chains", "n_steps", "n_warmup", "chain_block"} if method == "ensemble" else set()
         return _filter(method, opts, allowed, several)
     mod_name, fn_name = _METHOD_FUNCS[method]
     try:
@@ -471,7 +471,7 @@ def _progress(enabled: bool):
                                TimeRemainingColumn)
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=_console(stderr=True))
 
 
 def run_sweep(config: Any, *, out: str | os.PathLike | None = None, resume: bool = True, dry_run: bool = False,
@@ -554,10 +554,17 @@ class _nullcontext:
         return False
 
 
-def _print(text: str) -> None:
+def _console(stderr: bool = False):
+    import sys
+
     from rich.console import Console
 
-    Console(highlight=False).print(text, markup=False)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, highlight=False, width=None if stream.isatty() else 200)
+
+
+def _print(text: str) -> None:
+    _console().print(text, markup=False)
 
 
 def _short(values: tuple) -> str:

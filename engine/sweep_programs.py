@@ -112,9 +112,11 @@ def _lane(spec: EnsembleSpec, model, beta, step0, pid, c) -> _LaneOut:
 
 
 @functools.lru_cache(maxsize=64)
-def ensemble_program(spec: EnsembleSpec, mesh):
+def ensemble_program(spec: EnsembleSpec, mesh, block: int):
     """The jitted, sharded program ``(models [M], betas [T], step0 [T], pids [M, T, 2], chain_ids [C]) ->
-    _LaneOut`` with leaves ``[C, M, T, ...]`` (chains sharded along the mesh axis ``"chains"``)."""
+    _LaneOut`` with leaves ``[C, M, T, ...]`` (chains sharded along the mesh axis ``"chains"``). Each device runs
+    its chains in blocks of ``block`` (``lax.map`` over blocks, ``vmap`` within), so the compiled block is the
+    same whatever the number of devices (see ``engine.sharding``)."""
 
     def body(models, betas, steps, pids, chain_ids):
         TRACE_COUNTS["ensemble"] += 1  # runs only while tracing
@@ -125,7 +127,8 @@ def ensemble_program(spec: EnsembleSpec, mesh):
 
             return jax.vmap(per_model)(models, pids)
 
-        return jax.vmap(per_chain)(chain_ids)
+        out = jax.lax.map(jax.vmap(per_chain), chain_ids.reshape(-1, block))
+        return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
 
     return sharding.shard_over_chains(body, mesh, 4)
 
@@ -221,7 +224,7 @@ def _reduce(out: _LaneOut, betas: np.ndarray, spec: EnsembleSpec, adapting: bool
     return res
 
 
-def _ensemble_spec(pt: dict, model) -> tuple[EnsembleSpec, int]:
+def _ensemble_spec(pt: dict, model) -> tuple[EnsembleSpec, int, int | None]:
     est, smp = pt["estimator"], pt["sampler"]
     n_steps = int(est.get("n_steps", 1000))
     n_warmup = int(est.get("n_warmup", n_steps // 2))
@@ -229,7 +232,8 @@ def _ensemble_spec(pt: dict, model) -> tuple[EnsembleSpec, int]:
     kernel = resolve_kernel(model, smp["kernel"])
     spec = EnsembleSpec(kernel, options, n_steps, n_warmup, bool(smp["adapt"]),
                         callable(getattr(model, "magnetization", None)))
-    return spec, int(est.get("n_chains", 64))
+    block = est.get("chain_block")
+    return spec, int(est.get("n_chains", 64)), None if block is None else int(block)
 
 
 def run_ensemble_unit(pts: list[list[dict]], m_chunk: int, t_chunk: int, build, mesh) -> dict[str, np.ndarray]:
@@ -246,7 +250,9 @@ def run_ensemble_unit(pts: list[list[dict]], m_chunk: int, t_chunk: int, build, 
     M, T = len(pts), len(pts[0])
     mi, ti = _pad(np.arange(M), m_chunk), _pad(np.arange(T), t_chunk)
     stacked, models = _models([pts[m][0] for m in mi], build)
-    spec, n_chains = _ensemble_spec(pts[0][0], models[0])
+    spec, n_chains, block = _ensemble_spec(pts[0][0], models[0])
+    n_dev = mesh.devices.size
+    block = block or -(-n_chains // n_dev)  # default: one block per device
     row = pts[0]
     betas = np.array([float(row[t]["sweep"]["beta"]) for t in ti], np.float32)
     steps = np.array([float(row[t]["sampler"].get("step_size", np.nan)) for t in ti], np.float32)
@@ -254,7 +260,7 @@ def run_ensemble_unit(pts: list[list[dict]], m_chunk: int, t_chunk: int, build, 
 
     pids = np.array([[_point_hash(pts[m][t]) for t in ti] for m in mi], np.uint32)
     args = sharding.replicate((stacked, jnp.asarray(betas), jnp.asarray(steps), jnp.asarray(pids)), mesh)
-    out = ensemble_program(spec, mesh)(*args, sharding.chain_indices(n_chains, mesh))
+    out = ensemble_program(spec, mesh, block)(*args, sharding.chain_indices(n_chains, mesh, block))
     out = jax.tree.map(lambda a: np.moveaxis(np.asarray(a)[:n_chains], 0, 2)[:M, :T].astype(
         np.float64 if np.issubdtype(np.asarray(a).dtype, np.floating) else np.asarray(a).dtype), out)
     adapting = spec.adapt and make_sampler(models[0], spec.kernel, **dict(spec.options)).target_acceptance is not None

@@ -6,17 +6,18 @@ Both samplers run fixed-length HMC (Duane et al. 1987; Neal 2011) with the same 
 steps and diagonal inverse mass, 512 chains vmapped, ``lax.scan`` over steps, jitted; compile time is excluded
 (one warm-up call), every call ends with ``block_until_ready``, several repeats, the median is reported.
 thermodl runs through the engine path (``engine.samplers.make_sampler(model, "hmc")`` → ``kernels.hmc``);
-BlackJAX runs ``blackjax.hmc`` on ``logdensity(w) = −β E(w) + log prior(w)`` built from the *same* model.
+BlackJAX runs ``blackjax.hmc`` on ``logdensity(w) = −β E(w) + log prior(w)`` built from the *same* model, and,
+when installed, NumPyro's functional HMC (``numpyro.infer.hmc.hmc``, no adaptation) on the same potential.
 
 A gradient evaluation is one leapfrog step of one chain (thermodl evaluates ∇E and ∇log prior there, BlackJAX
 ∇ log p: the same work). Throughput = chains × steps × leapfrog steps / median wall time.
 
-Besides the timings the benchmark checks that the two samplers sample the same thing: from the same initial
+Besides the timings the benchmark checks that the samplers sample the same thing: from the same initial
 positions, the per-chain mean acceptance and the final energies must agree between implementations within
 3 standard errors (chains are independent, so the chain-to-chain spread gives the error).
 
 Run: ``python -m thermodl.experiments.bench_hmc [--size small|full|tiny] [--out DIR]`` or
-``thermodl reproduce bench-hmc``. BlackJAX (extra ``bench``) is optional: without it only thermodl is timed.
+``thermodl reproduce bench-hmc``. BlackJAX and NumPyro (extra ``bench``) are optional: missing ones are skipped.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from thermodl.engine.samplers import make_sampler
 from thermodl.experiments import common
 
 NAME = "bench-hmc"
-DESCRIPTION = "HMC gradient evaluations per second on a flax MLP weight ensemble: thermodl vs BlackJAX"
+DESCRIPTION = "HMC gradient evaluations per second on a flax MLP weight ensemble: thermodl vs BlackJAX (and NumPyro)"
 
 CONFIGS = {
     "tiny": dict(n_in=4, width=8, n_data=32, n_chains=8, n_steps=4, n_leapfrog=10, repeats=2, step_size=0.02),
@@ -128,6 +129,40 @@ def blackjax_runner(model, cfg):
     return run
 
 
+def numpyro_runner(model, cfg):
+    """The same run with NumPyro's functional HMC (``numpyro.infer.hmc.hmc``, fixed ``num_steps``, no
+    adaptation); ``None`` when NumPyro is not installed. NumPyro draws its own keys from the state's key."""
+    try:
+        from numpyro.infer.hmc import hmc
+    except ImportError:
+        return None
+
+    def potential(w):
+        return BETA * model.energy(w) - model.log_prior(w)
+
+    init_kernel, sample_kernel = hmc(potential_fn=potential, algo="HMC")
+    n_chains = cfg["n_chains"]
+
+    def init_one(w, key):
+        return init_kernel(w, num_warmup=0, step_size=cfg["step_size"], inverse_mass_matrix=jnp.ones(model.dim),
+                           adapt_step_size=False, adapt_mass_matrix=False, num_steps=cfg["n_leapfrog"],
+                           rng_key=key)
+
+    @jax.jit
+    def run(key, w0):
+        states = jax.vmap(init_one)(w0, jax.random.split(key, n_chains))
+
+        def body(carry, _):
+            states, acc = carry
+            states = jax.vmap(sample_kernel)(states)
+            return (states, acc + states.accept_prob), None
+
+        (states, acc), _ = jax.lax.scan(body, (states, jnp.zeros(n_chains)), None, length=cfg["n_steps"])
+        return jax.vmap(model.energy)(states.z), acc / cfg["n_steps"]
+
+    return run
+
+
 def time_runner(run, w0, *, seed: int, repeats: int) -> tuple[list[float], float, tuple]:
     """Time ``run`` after one warm-up (compile) call; each repeat uses a fresh traced key (no recompilation).
 
@@ -147,11 +182,11 @@ def time_runner(run, w0, *, seed: int, repeats: int) -> tuple[list[float], float
     return times, compile_s, tuple(np.asarray(o, np.float64) for o in out)
 
 
-def _diff_row(quantity: str, a: np.ndarray, b: np.ndarray, wall: float) -> dict:
+def _diff_row(quantity: str, a: np.ndarray, b: np.ndarray, wall: float, other: str) -> dict:
     """Two independent samples of per-chain values from the same distribution: z-test on their means."""
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     se = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size) if min(a.size, b.size) > 1 else math.nan
-    return common.check_row(quantity, "thermodl − blackjax", float(a.mean() - b.mean()), se, 0.0, wall_s=wall)
+    return common.check_row(quantity, f"thermodl − {other}", float(a.mean() - b.mean()), se, 0.0, wall_s=wall)
 
 
 def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = None, progress=None) -> dict:
@@ -163,9 +198,10 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     model, w0 = make_target(cfg, seed)
     work = cfg["n_chains"] * cfg["n_steps"] * cfg["n_leapfrog"]
     impls = {"thermodl": thermodl_runner(model, cfg)}
-    bj = blackjax_runner(model, cfg)
-    if bj is not None:
-        impls["blackjax"] = bj
+    for name, make in (("blackjax", blackjax_runner), ("numpyro", numpyro_runner)):
+        runner = make(model, cfg)
+        if runner is not None:  # optional dependencies (extra "bench")
+            impls[name] = runner
     timings, outputs, rows = {}, {}, []
     for i, (name, runner) in enumerate(impls.items()):
         if progress:
@@ -176,12 +212,12 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
         med = statistics.median(times)
         rows.append(common.measurement_row(f"HMC gradient evals/s ({size})", name, work / med, wall_s=med,
                                            compile_s=compile_s, mean_acceptance=float(np.nanmean(out[1]))))
-    if "blackjax" in impls:
-        ratio = statistics.median(timings["blackjax"][0]) / statistics.median(timings["thermodl"][0])
-        rows.append(common.measurement_row("throughput ratio thermodl / blackjax", "ratio", ratio))
-        wall = sum(statistics.median(t[0]) for t in timings.values())
-        rows.append(_diff_row("mean acceptance (per chain)", outputs["thermodl"][1], outputs["blackjax"][1], wall))
-        rows.append(_diff_row("final energy E(w) (per chain)", outputs["thermodl"][0], outputs["blackjax"][0], wall))
+    for other in [n for n in impls if n != "thermodl"]:
+        ratio = statistics.median(timings[other][0]) / statistics.median(timings["thermodl"][0])
+        rows.append(common.measurement_row(f"throughput ratio thermodl / {other}", "ratio", ratio))
+        wall = statistics.median(timings["thermodl"][0]) + statistics.median(timings[other][0])
+        for i, what in ((1, "mean acceptance (per chain)"), (0, "final energy E(w) (per chain)")):
+            rows.append(_diff_row(what, outputs["thermodl"][i], outputs[other][i], wall, other))
     if progress:
         progress("bench-hmc: done", 1.0)
 
@@ -214,12 +250,11 @@ def _environment() -> dict:
     dev = jax.devices()[0]
     env = {"device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}", "jax": jax.__version__,
            "python": platform.python_version()}
-    try:
-        import blackjax
-
-        env["blackjax"] = blackjax.__version__
-    except ImportError:
-        env["blackjax"] = "not installed"
+    for name in ("blackjax", "numpyro"):
+        try:
+            env[name] = __import__(name).__version__
+        except ImportError:
+            env[name] = "not installed"
     return env
 
 

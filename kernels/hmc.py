@@ -43,7 +43,8 @@ class Info(NamedTuple):
     Fields:
         acceptance_probability: float [] — min(1, exp(−ΔH)); 0 for a non-finite trajectory.
         is_accepted: bool [] — the end point was taken.
-        is_divergent: bool [] — the trajectory ended non-finite (rejected) or ΔH > ``divergence_threshold``.
+        is_divergent: bool [] — the trajectory ended non-finite (rejected) or at a finite ΔH >
+            ``divergence_threshold`` (ending outside the prior's support, ΔH = +inf, is an ordinary rejection).
         energy_error: float [] — ΔH = H(end) − H(start), H = β E − log prior + K (NaN for a non-finite end).
         num_integration_steps: int32 [] — leapfrog steps taken (gradient evaluations).
     """
@@ -135,7 +136,8 @@ def step(
     info = Info(
         acc.acceptance_probability,
         acc.is_accepted,
-        acc.is_divergent | (energy_error > divergence_threshold),
+        # ΔH = +inf only for a log prior of −inf (outside the support): an ordinary rejection
+        acc.is_divergent | (jnp.isfinite(energy_error) & (energy_error > divergence_threshold)),
         energy_error,
         jnp.asarray(num_integration_steps, jnp.int32),
     )

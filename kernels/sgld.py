@@ -50,6 +50,27 @@ def _check_sizes(n_data, batch_size, name: str) -> None:
         raise ValueError(f"{name}: batch_size must be a Python int in [1, n_data={n_data}], got {batch_size!r}")
 
 
+def _draw_minibatch(key: jax.Array, n_data: int, batch_size: int) -> jax.Array:
+    """``batch_size`` distinct indices in [0, n_data), a uniformly random subset (order unspecified); int32 [B].
+
+    Small batches use Floyd's algorithm (O(B²), no O(P) work: J. Bentley, R. Floyd, "A sample of brilliance",
+    Commun. ACM 30, 754 (1987)); large ones the B largest of P uniforms (O(P)). Both give every B-subset
+    probability 1 / C(P, B). B = P returns all indices.
+    """
+    if batch_size == n_data:
+        return jnp.arange(n_data, dtype=jnp.int32)
+    if batch_size * batch_size > 8 * n_data:
+        return jax.lax.top_k(jax.random.uniform(key, (n_data,)), batch_size)[1].astype(jnp.int32)
+    # Floyd: for j = P−B, ..., P−1 draw t uniform in [0, j]; insert t, or j if t was already taken.
+    top = n_data - batch_size + jnp.arange(batch_size, dtype=jnp.int32)
+    draws = jax.random.randint(key, (batch_size,), 0, top + 1, dtype=jnp.int32)
+
+    def insert(i, chosen):
+        return chosen.at[i].set(jnp.where(jnp.any(chosen == draws[i]), top[i], draws[i]))
+
+    return jax.lax.fori_loop(0, batch_size, insert, jnp.full((batch_size,), -1, jnp.int32))
+
+
 def init(
     position: jax.Array,
     minibatch_energy_fn: Callable,
@@ -107,6 +128,6 @@ def step(
     _check_positive(step_size, "step_size", "sgld.step")
     key_noise, key_batch = jax.random.split(key)
     proposal = _langevin_move(key_noise, state, _as(beta, x.dtype), _as(step_size, x.dtype))
-    idx = jax.random.choice(key_batch, n_data, (batch_size,), replace=False)
+    idx = _draw_minibatch(key_batch, n_data, batch_size)
     new = gradient_state(proposal, lambda z: minibatch_energy_fn(z, idx), log_prior_fn)
     return _unadjusted_transition(new, state)

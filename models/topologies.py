@@ -190,4 +190,5 @@ def count_params(model) -> int:
         tree = model[1]
     else:
         tree = model
-    return int(sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(tree)))
+    # works on abstract modules too (nnx.eval_shape: ShapeDtypeStruct leaves)
+    return int(sum(math.prod(getattr(leaf, "shape", ())) for leaf in jax.tree.leaves(tree)))

@@ -248,7 +248,7 @@ def _variance_z(draws, mean, exact_var):
 
 
 ULA_TARGET = Gaussian(k=[0.5, 3.5], c=[1.0, -1.0], s=math.sqrt(2.0))  # β = 1: λ = [1, 4]
-ULA_CHAINS = 10000
+ULA_CHAINS = 6000
 
 
 def test_langevin_equipartition_bias_shrinks_with_step():
@@ -259,11 +259,11 @@ def test_langevin_equipartition_bias_shrinks_with_step():
     lam, m = ULA_TARGET.precision(beta), ULA_TARGET.mean(beta)
     energy, log_prior = ULA_TARGET.fns()
     init, step = kernel_fns(langevin, energy, log_prior)
-    # Start at exact target draws; (1 − hλ_min/2)^(2·400) < e^-19 for the smallest h: stationary by the end.
+    # Start at exact target draws; (1 − hλ_min/2)^(2·300) < e^-15 for the smallest h: stationary by the end.
     x0 = jnp.asarray(m + jax.random.normal(jax.random.key(7), (ULA_CHAINS, 2)) / np.sqrt(lam), jnp.float32)
     zs, excess, excess_se = [], [], []
     for h in (0.2, 0.1, 0.05):  # hλ_max = 0.8, 0.4, 0.2
-        draws = _stationary_draws(init, step, x0, beta, h, 400, seed=11)
+        draws = _stationary_draws(init, step, x0, beta, h, 300, seed=11)
         for i in range(2):
             z_mean = (draws[:, i].mean() - m[i]) / math.sqrt(1.0 / (lam[i] * (1 - h * lam[i] / 4)) / ULA_CHAINS)
             ula_var = 1.0 / (lam[i] * (1.0 - h * lam[i] / 4.0))
@@ -329,7 +329,7 @@ def test_sgld_stationary_variance_and_bias_shrinks_with_step():
         def step(key, st, b, eps, _, batch=batch):
             return sgld.step(key, st, mb_energy, b, log_prior, eps, model.n_data, batch)
 
-        draws = _stationary_draws(init, step, x0, beta, h, 300, seed=12)[:, 0]
+        draws = _stationary_draws(init, step, x0, beta, h, 200, seed=12)[:, 0]  # (1 − hλ/2)^400 < e^-20
         mean, var, _ = model.sgld_moments(beta, h, batch)
         zs += [(draws.mean() - mean) / math.sqrt(var / draws.size), _variance_z(draws, mean, var)[0]]
         if batch == B:
@@ -342,6 +342,272 @@ def test_sgld_stationary_variance_and_bias_shrinks_with_step():
                 assert abs(_variance_z(draws, mean, var_with)[0]) > 6.0
     assert bonferroni_p(zs) > P_MIN, np.round(zs, 2)
     excess, excess_se = np.array(excess), np.array(excess_se)
-    assert excess[0] / excess_se[0] > 5.0
-    assert excess[0] - excess[1] > 4.0 * math.hypot(excess_se[0], excess_se[1])
-    assert excess[1] - excess[2] > 4.0 * math.hypot(excess_se[1], excess_se[2])
+    assert excess[0] / excess_se[0] > 5.0  # the bias is resolved at the largest step...
+    assert excess[0] - excess[2] > 5.0 * math.hypot(excess_se[0], excess_se[2])  # ...and shrinks with h
+    assert excess[1] < excess[0] and excess[2] < excess[1] + 3.0 * math.hypot(excess_se[1], excess_se[2])
+
+
+# ------------------------------------------------------------------------------------- HMC energy error
+def test_hmc_energy_error_scales_as_step_squared(x64):
+    """Mean |ΔH| over chains for a trajectory of fixed length T = 1 is c·ε² + O(ε⁴): the log-log slope is 2.
+
+    Same keys for every ε (same start and momentum), so the ε-dependence is deterministic per chain; the slope's
+    standard error comes from the spread of the per-chain slopes. The O(ε²) relative correction to the
+    leading term sets the range of ε (ε √λ_max ≤ 0.2 rad). float64, so that rounding (~1e-7 of H in float32)
+    does not swamp the smallest ΔH.
+    """
+    energy, log_prior = GAUSS.fns(jnp.float64)
+    beta = 2.0
+    lam, m = GAUSS.precision(beta), GAUSS.mean(beta)
+    n_chains = 256
+    x0 = jnp.asarray(m + np.random.default_rng(3).normal(size=(n_chains, GAUSS.dim)) / np.sqrt(lam), jnp.float64)
+    keys = jax.random.split(jax.random.key(5), n_chains)
+    eps_list = np.array([0.025, 0.05, 0.1, 0.2]) / math.sqrt(lam.max())
+    trajectory = 1.0
+    dh = []
+    for eps in eps_list:
+        n = int(round(trajectory / eps))
+
+        @jax.jit
+        def one(key, x, eps=eps, n=n):
+            st = hmc.init(x, energy, log_prior)
+            return hmc.step(key, st, energy, beta, log_prior, eps, n)[1].energy_error
+
+        dh.append(np.abs(np.asarray(jax.vmap(one)(keys, x0), np.float64)))
+    dh = np.array(dh)  # [n_eps, chains]
+    assert np.all(np.isfinite(dh)) and np.all(dh > 0)
+    per_chain = np.polyfit(np.log(eps_list), np.log(dh), 1)[0]  # [chains] log-log slopes
+    z = (per_chain.mean() - 2.0) / (per_chain.std(ddof=1) / math.sqrt(n_chains))
+    assert abs(z) < 4.0, f"slope {per_chain.mean():.3f} ± {per_chain.std(ddof=1) / math.sqrt(n_chains):.3f}"
+
+
+# --------------------------------------------------------------------------- accept/reject, injected proposals
+X0 = jnp.array([0.3, -0.2, 0.5], jnp.float32)
+ADJUSTED = {
+    "rwm": lambda key, st, e, b, lp: rwm.step(key, st, e, b, lp, 0.5),
+    "mala": lambda key, st, e, b, lp: mala.step(key, st, e, b, lp, 0.1),
+    "hmc": lambda key, st, e, b, lp: hmc.step(key, st, e, b, lp, 0.1, 3),
+}
+MODULES = {"rwm": rwm, "mala": mala, "hmc": hmc}
+
+
+def _injected(value_elsewhere, value_at_start=0.0):
+    """An energy equal to ``value_at_start`` at X0 exactly and ``value_elsewhere`` at every proposal (zero
+    gradient everywhere, so gradient kernels propose exactly like a random walk and K is unchanged)."""
+    return lambda x: jnp.where(jnp.all(x == X0), value_at_start, value_elsewhere).astype(x.dtype)
+
+
+@pytest.mark.parametrize("name", list(ADJUSTED))
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_nonfinite_proposal_is_rejected_and_flagged(name, bad):
+    energy = _injected(bad)
+    st = MODULES[name].init(X0, energy, None)
+    keys = jax.random.split(jax.random.key(0), 64)
+    new, info = jax.vmap(lambda k: ADJUSTED[name](k, st, energy, 1.0, None))(keys)
+    assert not np.any(info.is_accepted) and np.all(info.is_divergent)
+    assert np.all(info.acceptance_probability == 0.0)
+    assert np.array_equal(new.position, np.broadcast_to(X0, new.position.shape))
+    assert np.all(new.energy == 0.0)
+
+
+@pytest.mark.parametrize("name", list(ADJUSTED))
+def test_acceptance_probability_of_injected_energy_step(name):
+    """Proposal energy 1 above the start (flat prior, zero gradients): acceptance probability is exactly
+    exp(−β) and the accepted fraction over 4000 keys is binomial around it."""
+    energy, beta = _injected(1.0), 0.7
+    st = MODULES[name].init(X0, energy, None)
+    keys = jax.random.split(jax.random.key(1), 4000)
+    new, info = jax.jit(jax.vmap(lambda k: ADJUSTED[name](k, st, energy, beta, None)))(keys)
+    p = math.exp(-beta)
+    np.testing.assert_allclose(np.asarray(info.acceptance_probability), p, rtol=1e-6)
+    assert not np.any(info.is_divergent)
+    frac = float(np.mean(info.is_accepted))
+    assert abs(frac - p) < 4.0 * math.sqrt(p * (1 - p) / keys.shape[0])
+    moved = np.any(np.asarray(new.position) != np.asarray(X0), axis=1)
+    assert np.array_equal(moved, np.asarray(info.is_accepted))
+    assert np.all(np.where(info.is_accepted, new.energy == 1.0, new.energy == 0.0))
+
+
+@pytest.mark.parametrize("name", list(ADJUSTED))
+def test_prior_support_and_infinite_start(name):
+    """log prior −inf at the proposal: an ordinary rejection (not divergent). Infinite energy at the start and
+    finite at the proposal: always accepted, at β > 0 and (0·∞ = 0) at β = 0."""
+    log_prior = lambda x: jnp.where(jnp.all(x == X0), 0.0, -jnp.inf).astype(x.dtype)  # noqa: E731
+    energy = _injected(0.0)
+    st = MODULES[name].init(X0, energy, log_prior)
+    keys = jax.random.split(jax.random.key(2), 64)
+    _, info = jax.vmap(lambda k: ADJUSTED[name](k, st, energy, 1.0, log_prior))(keys)
+    assert not np.any(info.is_accepted) and not np.any(info.is_divergent)
+
+    energy = _injected(2.0, value_at_start=np.inf)
+    st = MODULES[name].init(X0, energy, None)
+    for beta in (1.0, 0.0):
+        new, info = jax.vmap(lambda k, b=beta: ADJUSTED[name](k, st, energy, b, None))(keys)
+        assert np.all(info.is_accepted) and not np.any(info.is_divergent)
+        assert np.all(new.energy == 2.0)
+
+
+def test_langevin_and_sgld_do_not_take_divergent_moves():
+    for bad in (np.inf, np.nan):
+        energy = _injected(bad)
+        st = langevin.init(X0, energy, None)
+        new, info = langevin.step(jax.random.key(3), st, energy, 1.0, None, 0.01)
+        assert not info.is_accepted and info.is_divergent and info.acceptance_probability == 0.0
+        assert np.array_equal(new.position, X0)
+
+        def mb(x, idx, bad=bad):
+            return jnp.where(jnp.all(x == X0), 0.0, bad).astype(x.dtype) + 0.0 * idx.sum()
+
+        st = sgld.init(X0, mb, None, n_data=10)
+        new, info = sgld.step(jax.random.key(3), st, mb, 1.0, None, 0.01, 10, 4)
+        assert not info.is_accepted and info.is_divergent
+        assert np.array_equal(new.position, X0)
+    st = langevin.init(X0, _injected(1.0), None)
+    _, info = langevin.step(jax.random.key(3), st, _injected(1.0), 1.0, None, 0.01)
+    assert info.is_accepted and not info.is_divergent and info.acceptance_probability == 1.0
+
+
+def test_hmc_large_energy_error_is_flagged_divergent():
+    """A step size far beyond stability gives ΔH > 1000: flagged divergent (and rejected)."""
+    energy, log_prior = GAUSS.fns()
+    st = hmc.init(jnp.ones(GAUSS.dim), energy, log_prior)
+    _, info = hmc.step(jax.random.key(4), st, energy, 2.0, log_prior, 1.0, 3)  # ε √λ_max ≈ 2.5 > 2: unstable
+    assert np.isfinite(info.energy_error) and info.energy_error > 1000.0
+    assert info.is_divergent and not info.is_accepted
+    assert info.num_integration_steps == 3
+    _, info = hmc.step(jax.random.key(4), st, energy, 2.0, log_prior, 1.0, 3, divergence_threshold=1e5)
+    assert not info.is_divergent
+
+
+def test_draw_minibatch_is_a_uniform_subset():
+    """χ² of the C(P, B) subsets against uniform, for the Floyd path (B² ≤ 8P) and the top-k path."""
+    from itertools import combinations
+
+    from thermodl.kernels.sgld import _draw_minibatch
+
+    for n_data, batch in ((6, 2), (6, 3), (7, 5)):  # Floyd, Floyd, top-k
+        keys = jax.random.split(jax.random.key(9), 20000)
+        idx = np.sort(np.asarray(jax.vmap(lambda k: _draw_minibatch(k, n_data, batch))(keys)), axis=1)
+        assert np.all(np.diff(idx, axis=1) > 0) and idx.min() >= 0 and idx.max() < n_data
+        subsets = {c: i for i, c in enumerate(combinations(range(n_data), batch))}
+        counts = np.bincount([subsets[tuple(r)] for r in idx], minlength=len(subsets))
+        assert stats.chisquare(counts).pvalue > P_MIN
+    assert np.array_equal(_draw_minibatch(jax.random.key(0), 5, 5), np.arange(5))
+
+
+# ------------------------------------------------------------------------ jit / vmap / dtype / determinism
+def _all_steps(dtype):
+    energy, log_prior = GAUSS.fns(dtype)
+    reg = Regression1d(n_data=12)
+    y = jnp.asarray(reg.y, dtype)
+
+    def mb(x, idx):  # 5-d version of the regression energy
+        return (12 / idx.shape[0]) * jnp.sum(0.5 * (x[:, None] - y[idx][None, :]) ** 2) / GAUSS.dim
+
+    return {
+        "rwm": (lambda x: rwm.init(x, energy, log_prior), lambda k, s, b: rwm.step(k, s, energy, b, log_prior, 0.3)),
+        "mala": (lambda x: mala.init(x, energy, log_prior),
+                 lambda k, s, b: mala.step(k, s, energy, b, log_prior, 0.05)),
+        "hmc": (lambda x: hmc.init(x, energy, log_prior),
+                lambda k, s, b: hmc.step(k, s, energy, b, log_prior, 0.1, 4, jnp.linspace(0.5, 1.5, 5, dtype=dtype))),
+        "langevin": (lambda x: langevin.init(x, energy, log_prior),
+                     lambda k, s, b: langevin.step(k, s, energy, b, log_prior, 0.01)),
+        "sgld": (lambda x: sgld.init(x, mb, log_prior, n_data=12),
+                 lambda k, s, b: sgld.step(k, s, mb, b, log_prior, 0.01, 12, 3)),
+    }
+
+
+@pytest.mark.parametrize("name", ["rwm", "mala", "hmc", "langevin", "sgld"])
+def test_jit_vmap_dtype_determinism(name, dtype):
+    init, step = _all_steps(dtype)[name]
+    n = 3
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(n, GAUSS.dim)), dtype)
+    keys = jax.random.split(jax.random.key(42), n)
+    beta = jnp.asarray(1.3, dtype)
+
+    def two_steps(k, x):
+        s = init(x)
+        k1, k2 = jax.random.split(k)
+        s, _ = step(k1, s, beta)
+        return step(k2, s, beta)
+
+    eager = [two_steps(keys[i], x[i]) for i in range(n)]
+    jitted = jax.jit(two_steps)
+    vmapped = jax.jit(jax.vmap(two_steps))(keys, x)
+    rtol = 1e-5 if dtype == jnp.float32 else 1e-12
+    for i in range(n):
+        st, info = eager[i]
+        jt = jitted(keys[i], x[i])
+        for leaf_e, leaf_j, leaf_v in zip(jax.tree.leaves(eager[i]), jax.tree.leaves(jt),
+                                          jax.tree.leaves(jax.tree.map(lambda a: a[i], vmapped))):
+            np.testing.assert_allclose(np.asarray(leaf_j, float), np.asarray(leaf_e, float), rtol=rtol, atol=rtol)
+            np.testing.assert_allclose(np.asarray(leaf_v, float), np.asarray(leaf_e, float), rtol=rtol, atol=rtol)
+        for leaf in jax.tree.leaves(st):
+            assert leaf.dtype == dtype
+        assert info.is_accepted.dtype == jnp.bool_ and info.is_divergent.dtype == jnp.bool_
+        assert st.position.shape == (GAUSS.dim,) and st.energy.shape == ()
+    # same key -> bitwise the same output, eagerly and jitted
+    for a, b in zip(jax.tree.leaves(two_steps(keys[0], x[0])), jax.tree.leaves(eager[0])):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(jax.tree.leaves(jitted(keys[0], x[0])), jax.tree.leaves(jitted(keys[0], x[0]))):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    # a legacy uint32 key works too, and a different key gives a different move
+    s0 = init(x[0])
+    assert step(jax.random.PRNGKey(0), s0, beta)[0].position.dtype == dtype
+    assert not np.array_equal(step(keys[0], s0, beta)[0].position, step(keys[1], s0, beta)[0].position)
+
+
+def test_python_scalars_and_scan_carry_types(x64):
+    """float64 chains with Python-float β / step size (and a weakly typed energy) keep their dtypes in a scan."""
+    energy = lambda x: 0.5 * jnp.sum(x**2) * 1.0  # noqa: E731
+    x = jnp.ones(3, jnp.float64)
+    for mod, kw in ((rwm, {}), (mala, {}), (langevin, {}), (hmc, {"num_integration_steps": 2})):
+        st = mod.init(x, energy, None)
+
+        def body(s, k, mod=mod, kw=kw):
+            extra = (kw["num_integration_steps"],) if kw else ()
+            return mod.step(k, s, energy, 0.5, None, 0.1, *extra)[0], None
+
+        out, _ = jax.lax.scan(body, st, jax.random.split(jax.random.key(0), 3))
+        assert all(a.dtype == b.dtype for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(st)))
+    st32 = rwm.init(jnp.ones(3, jnp.float32), energy, None)
+    assert rwm.step(jax.random.key(0), st32, energy, jnp.float64(1.0), None, jnp.float64(0.1))[0].position.dtype \
+        == jnp.float32
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+def test_bad_input_raises_value_error():
+    energy, log_prior = GAUSS.fns()
+    x = jnp.zeros(GAUSS.dim)
+    st = hmc.init(x, energy, log_prior)
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="step_size"):
+        rwm.step(key, rwm.init(x, energy, log_prior), energy, 1.0, log_prior, -0.1)
+    with pytest.raises(ValueError, match="step_size"):
+        mala.step(key, st, energy, 1.0, log_prior, 0.0)
+    with pytest.raises(ValueError, match="step_size"):
+        langevin.step(key, st, energy, 1.0, log_prior, jnp.ones(2))
+    with pytest.raises(ValueError, match="num_integration_steps"):
+        hmc.step(key, st, energy, 1.0, log_prior, 0.1, 0)
+    with pytest.raises(ValueError, match="num_integration_steps"):
+        hmc.step(key, st, energy, 1.0, log_prior, 0.1, 2.0)
+    with pytest.raises(ValueError, match="inverse_mass"):
+        hmc.step(key, st, energy, 1.0, log_prior, 0.1, 2, jnp.ones(3))
+    with pytest.raises(ValueError, match="inverse_mass"):
+        hmc.step(key, st, energy, 1.0, log_prior, 0.1, 2, -1.0)
+    with pytest.raises(ValueError, match="position"):
+        rwm.init(jnp.zeros((2, 3)), energy, log_prior)
+    with pytest.raises(ValueError, match="position"):
+        mala.init(jnp.zeros(3, jnp.int32), energy, log_prior)
+    with pytest.raises(ValueError, match="log_prior_fn"):
+        rwm.init(x, energy, 3.0)
+    mb = lambda x, idx: jnp.sum(x) * idx.shape[0]  # noqa: E731
+    with pytest.raises(ValueError, match="n_data"):
+        sgld.init(x, mb, None)
+    s = sgld.init(x, mb, None, n_data=10)
+    with pytest.raises(ValueError, match="batch_size"):
+        sgld.step(key, s, mb, 1.0, None, 0.01, 10, 11)
+    with pytest.raises(ValueError, match="n_data"):
+        sgld.step(key, s, mb, 1.0, None, 0.01, 0, 1)
+    # traced step sizes cannot be checked and must not raise
+    jax.jit(lambda e: rwm.step(key, rwm.init(x, energy, log_prior), energy, 1.0, log_prior, e))(0.1)

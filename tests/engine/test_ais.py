@@ -1,0 +1,176 @@
+"""engine.ais: annealed importance sampling log Z against exact values, with honest error bars."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import struct
+
+from thermodl.engine import ais
+from thermodl.engine.ais import ais_log_partition, ais_schedule, log_weights_estimate, run_ais
+from thermodl.models.exact import ising_critical_beta
+from thermodl.models.ising import Ising2D
+from thermodl.models.linear import BayesianLinear
+from thermodl.models.rbm import RBM
+
+BETA_C = ising_critical_beta()
+
+
+def exact(model, beta):
+    with jax.enable_x64(True):
+        m64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), model)
+        return float(m64.exact_log_partition(jnp.float64(beta)))
+
+
+@struct.dataclass
+class Gauss:
+    """E = ½ Σ a_i x_i², prior N(0, I): log Z(β) = −½ Σ log(1 + β a_i); E is NaN where x_0 > nan_above."""
+
+    a: jax.Array
+    nan_above: float = struct.field(pytree_node=False, default=math.inf)
+    kind = "continuous"
+    manifold = "euclidean"
+    differentiable = True
+
+    @property
+    def dim(self):
+        return self.a.shape[0]
+
+    def energy(self, x):
+        e = 0.5 * jnp.sum(self.a * x * x)
+        return jnp.where(x[0] > self.nan_above, jnp.nan, e)
+
+    def log_prior(self, x):
+        return -0.5 * jnp.sum(x * x) - 0.5 * self.dim * jnp.log(2 * jnp.pi)
+
+    def sample_reference(self, key):
+        return jax.random.normal(key, (self.dim,))
+
+    def log_reference_partition(self):
+        return 0.0
+
+    def exact_log_partition(self, beta):
+        return -0.5 * jnp.sum(jnp.log1p(beta * self.a))
+
+
+# ------------------------------------------------------------------------------------------------ schedules
+@pytest.mark.parametrize("kind", ["sigmoid", "geometric", "linear"])
+def test_schedules(kind):
+    s = ais_schedule(0.7, 50, kind)
+    assert s.shape == (50,) and s[0] == 0.0 and s[-1] == pytest.approx(0.7)
+    assert np.all(np.diff(s) > 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(beta=-1.0), "beta"),
+        (dict(beta=float("nan")), "beta"),
+        (dict(n_temperatures=1), "n_temperatures"),
+        (dict(schedule="cosine"), "unknown schedule 'cosine'"),
+        (dict(schedule=[0.1, 0.5, 1.0]), "schedule must start at 0"),
+        (dict(schedule=[0.0, 0.5, 0.9]), "schedule must end at beta"),
+        (dict(schedule=[0.0, 0.6, 0.5, 1.0]), "strictly increasing"),
+        (dict(n_chains=0), "n_chains"),
+        (dict(kernel="hmc"), "kernel 'hmc' needs a continuous model"),
+    ],
+)
+def test_bad_input(kwargs, match):
+    args = dict(beta=1.0, key=jax.random.key(0), n_chains=4, n_temperatures=5)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        ais_log_partition(Ising2D(2), args.pop("beta"), **args)
+
+
+def test_log_weights_estimate():
+    lw = np.log([1.0, 2.0, 3.0, 4.0, np.nan])
+    value, stderr, ess, n_excl = log_weights_estimate(lw)
+    w = np.array([1.0, 2.0, 3.0, 4.0])
+    assert value == pytest.approx(math.log(2.5))
+    assert stderr == pytest.approx(w.std(ddof=1) / 2.0 / 2.5)
+    assert ess == pytest.approx(100.0 / 30.0)
+    assert n_excl == 1
+    # shifting every log weight by a constant shifts only the value (normalised weights)
+    v2, s2, e2, _ = log_weights_estimate(np.log(w) + 700.0)
+    assert v2 == pytest.approx(math.log(2.5) + 700.0) and s2 == pytest.approx(stderr) and e2 == pytest.approx(ess)
+
+
+# ------------------------------------------------------------------------------------------ against exact log Z
+@pytest.mark.parametrize("beta", [0.3, BETA_C, 0.7])
+def test_ising_4x4_vs_kaufman(beta):
+    model = Ising2D(4)
+    est = ais_log_partition(model, beta, key=jax.random.key(1), n_chains=128, n_temperatures=100)
+    assert est.method == "ais" and est.diagnostics["kernel"] == "block_gibbs"
+    assert not est.diagnostics["unreliable"] and est.diagnostics["n_excluded"] == 0
+    assert abs(est.z_score(exact(model, beta))) < 3, (est, exact(model, beta))
+
+
+def test_rbm_vs_summed_out():
+    model = RBM.random(jax.random.key(3), 6, 4, scale=1.0)
+    est = ais_log_partition(model, 1.0, key=jax.random.key(2), n_chains=128, n_temperatures=100)
+    assert abs(est.z_score(exact(model, 1.0))) < 3, (est, exact(model, 1.0))
+
+
+def test_z_scores_are_honest_across_seeds():
+    """10 independent estimates at β_c: the z-scores against Kaufman look standard normal."""
+    model = Ising2D(4)
+    want = exact(model, BETA_C)
+    z = np.array([ais_log_partition(model, BETA_C, key=jax.random.key(100 + s), n_chains=64, n_temperatures=60)
+                  .z_score(want) for s in range(10)])
+    assert abs(z.mean()) < 1.0 and 0.4 < z.std(ddof=1) < 1.8, z
+
+
+def test_too_few_temperatures_flagged_unreliable():
+    """A single jump from β = 0 to β = 1.5: a handful of chains carry all the weight."""
+    model = Ising2D(4)
+    with pytest.warns(RuntimeWarning, match="ESS"):
+        est = ais_log_partition(model, 1.5, key=jax.random.key(0), n_chains=256, n_temperatures=2)
+    assert est.diagnostics["unreliable"] and est.diagnostics["ess"] < 10
+    # the flag is earned: the estimate is far off, by many of its own (meaningless) standard errors
+    assert est.z_score(exact(model, 1.5)) < -5
+
+
+def test_no_recompile_for_new_beta_seed_or_couplings():
+    model = Ising2D(4)
+    kw = dict(n_chains=32, n_temperatures=20)
+    ais_log_partition(model, 0.4, key=jax.random.key(0), **kw)
+    before = dict(ais._TRACE_COUNTS)
+    a = ais_log_partition(model.replace(J=0.5), 0.9, key=jax.random.key(1), **kw)
+    b = ais_log_partition(model.replace(J=0.5), 0.9, key=jax.random.key(1), **kw)
+    assert dict(ais._TRACE_COUNTS) == before
+    assert a.value == b.value and a.stderr == b.stderr
+
+
+# ------------------------------------------------------------------------------------------ continuous models
+def test_bayesian_linear_vs_closed_form():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    y = X @ np.array([0.5, -1.0, 0.3]) + 0.3 * rng.normal(size=20)
+    model = BayesianLinear(jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32), sigma_w=1.0)
+    est = ais_log_partition(model, 1.0, key=jax.random.key(5), n_chains=128, n_temperatures=100, kernel="hmc")
+    d = est.diagnostics
+    assert abs(d["mean_acceptance"] - 0.8) < 0.1, d
+    assert abs(est.z_score(exact(model, 1.0))) < 3, (est, exact(model, 1.0))
+
+
+def test_pilot_step_sizes_follow_curvature():
+    """Pilot-adapted ε shrinks as β·curvature grows, and the estimate is right at β = 10 (stiff end)."""
+    model = Gauss(jnp.array([1.0, 4.0, 16.0, 100.0]))
+    res = run_ais(model, ais_schedule(10.0, 80), key=jax.random.key(0), n_chains=128, kernel="hmc")
+    assert res.step_size[-1] < 0.5 * res.step_size[1]
+    assert np.all(np.abs(res.acceptance[5:] - 0.8) < 0.15)
+    value, stderr, ess, _ = log_weights_estimate(res.log_weights)
+    assert ess > 0.05 * 128
+    assert abs(value - float(model.exact_log_partition(10.0))) < 3 * stderr
+
+
+def test_nan_weights_excluded_and_counted():
+    model = Gauss(jnp.array([1.0, 1.0]), nan_above=1.5)
+    res = run_ais(model, ais_schedule(1.0, 20), key=jax.random.key(3), n_chains=128, kernel="rwm")
+    n_nan = int(np.isnan(res.log_weights).sum())
+    assert n_nan >= 1
+    est = ais_log_partition(model, 1.0, key=jax.random.key(3), n_chains=128, n_temperatures=20, kernel="rwm")
+    assert est.diagnostics["n_excluded"] == n_nan
+    assert math.isfinite(est.value) and math.isfinite(est.stderr)

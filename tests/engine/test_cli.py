@@ -1,0 +1,307 @@
+"""The `thermodl` command line: help, one-line errors with exit code 2, exact values, atomic outputs, registry."""
+
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from thermodl.engine import cli, registry
+
+SUBCOMMANDS = ("logz", "thermo", "reproduce")
+
+
+def run_cli(capsys, *args):
+    """Run ``thermodl ARGS`` in-process through the real entry point; returns (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def assert_usage_error(code, out, err, *fragments):
+    assert code == 2, (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err + out
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+# ------------------------------------------------------------------------------------------------ help
+
+
+def test_main_help_lists_subcommands(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    for sub in SUBCOMMANDS:
+        assert sub in out
+
+
+def test_no_arguments_prints_help(capsys):
+    code, out, _ = run_cli(capsys)
+    assert code == 0 and "logz" in out
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS)
+def test_subcommand_help(capsys, sub):
+    code, out, err = run_cli(capsys, sub, "--help")
+    assert code == 0, err
+    assert "Usage" in out and "--seed" in out
+
+
+def test_logz_help_documents_model_options(capsys):
+    _, out, _ = run_cli(capsys, "logz", "--help")
+    for flag in ("--beta", "--method", "--L", "--couplings", "--weights", "--patterns", "--alpha", "--data",
+                 "--sigma-w", "--json", "[P, N]"):
+        assert flag in out, flag
+
+
+# ------------------------------------------------------------------------------------------ bad inputs
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("logz", "ising2d", "--beta", "-0.5"), "--beta must be finite and >= 0, got -0.5"),
+        (("logz", "ising2d", "--beta", "nan"), "--beta must be finite and >= 0, got nan"),
+        (("logz", "ising2d", "--beta", "inf"), "--beta must be finite"),
+        (("logz", "ising2d", "--beta", "abc"), "--beta"),
+        (("logz", "ising2d"), "Missing option '--beta'"),
+        (("logz", "ising2d", "--beta", "0.4", "--L", "0"), "--L must be a positive integer, got 0"),
+        (("logz", "sk", "--beta", "0.4", "--n", "-3"), "--n must be a positive integer, got -3"),
+        (("logz", "rbm", "--beta", "0.4", "--n-hidden", "0"), "--n-hidden must be a positive integer"),
+        (("logz", "ising2d", "--beta", "0.4", "--chains", "0", "--method", "ais"), "--chains must be a positive"),
+        (("logz", "potts", "--beta", "0.4"), "unknown model 'potts'; choose one of: ising2d, sk"),
+        (("logz", "ising2d", "--beta", "0.4", "--method", "foo"), "unknown method 'foo'; choose one of: auto, ais"),
+        (("logz", "sk", "--beta", "0.4", "--L", "4"), "option --L does not apply to model 'sk'"),
+        (("logz", "ising2d", "--beta", "0.4", "--L", "4", "--chains", "8"), "--chains does not apply to method"),
+        (("logz", "ising2d", "--beta", "0.4", "--J", "nan"), "--J must be finite"),
+        (("logz", "perceptron", "--beta", "1", "--p", "3", "--alpha", "0.5"), "either --p or --alpha"),
+        (("logz", "rbm", "--beta", "1", "--units", "ternary"), "unknown units 'ternary'"),
+        (("logz", "ising2d", "--beta", "0.4", "--bogus"), "No such option: --bogus"),
+        (("thermo", "ising2d", "--betas", "0.1,abc"), "--betas must be comma-separated numbers"),
+        (("thermo", "ising2d", "--betas", "0.2,0.1"), "--betas must be strictly increasing"),
+        (("thermo", "ising2d", "--betas", "0.1,-0.2"), "--betas must be finite and >= 0"),
+        (("thermo", "ising2d"), "thermo needs --betas or --beta-max"),
+        (("thermo", "ising2d", "--beta-max", "1", "--n-betas", "1"), "--n-betas must be at least 2"),
+        (("thermo", "ising2d", "--betas", "0,0.1", "--method", "ais"), "unknown method 'ais'; choose one of: ti, pt"),
+        (("thermo", "ising2d", "--betas", "0,0.1", "--out", "x.csv"), "--out must be a netCDF file"),
+        (("reproduce", "no-such-experiment"), "unknown experiment 'no-such-experiment'; choose one of: exact-checks"),
+        (("reproduce",), "reproduce needs an experiment NAME or --all"),
+        (("reproduce", "exact-checks", "--all"), "reproduce needs an experiment NAME or --all"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, args, fragment):
+    assert_usage_error(*run_cli(capsys, *args), fragment)
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_bad_data_files(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.sign(rng.standard_normal((10, 9)))
+    y = np.sign(rng.standard_normal(10))
+    mismatch = _npz(tmp_path / "mismatch.npz", X=X, y=y[:8])
+    assert_usage_error(*run_cli(capsys, "logz", "perceptron", "--beta", "1", "--data", mismatch),
+                       "shape mismatch: y has shape (8,) but axis 0 (P) must be 10 as in X")
+    Xnan = X.copy()
+    Xnan[3, 4] = np.nan
+    nan = _npz(tmp_path / "nan.npz", X=Xnan, y=y)
+    assert_usage_error(*run_cli(capsys, "logz", "linear", "--beta", "1", "--data", nan),
+                       "nan.npz:X contains 1 non-finite value(s) (NaN or inf), first at nan.npz:X[3, 4]")
+    assert_usage_error(*run_cli(capsys, "logz", "perceptron", "--beta", "1", "--data", tmp_path / "missing.npz"),
+                       "--data: file not found:", "missing.npz")
+    nokey = _npz(tmp_path / "nokey.npz", inputs=X, y=y)
+    assert_usage_error(*run_cli(capsys, "logz", "linear", "--beta", "1", "--data", nokey),
+                       "has no array 'X' (it has: inputs, y)")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_text("not a zip file")
+    assert_usage_error(*run_cli(capsys, "logz", "linear", "--beta", "1", "--data", garbage), "cannot read")
+    J = rng.standard_normal((6, 6))
+    np.fill_diagonal(J, 0.0)  # zero diagonal but not symmetric: SK's own validation names the problem
+    assert_usage_error(*run_cli(capsys, "logz", "sk", "--beta", "1", "--couplings", _npz(tmp_path / "J.npz", J=J)),
+                       "symmetric")
+    assert_usage_error(*run_cli(capsys, "logz", "sk", "--beta", "1", "--couplings", _npz(tmp_path / "J3.npz",
+                                                                                         J=np.zeros((2, 3)))),
+                       "J must be square [N, N], got shape (2, 3)")
+    W = _npz(tmp_path / "W.npz", W=np.zeros((4, 3)), a=np.zeros(4), b=np.zeros(2))
+    assert_usage_error(*run_cli(capsys, "logz", "rbm", "--beta", "1", "--weights", W),
+                       "shape mismatch: b has shape (2,) but axis 0 (n_hidden) must be 3 as in W")
+    assert_usage_error(*run_cli(capsys, "logz", "hopfield", "--beta", "1", "--patterns", tmp_path / "xi.npz"),
+                       "--patterns: file not found")
+
+
+def test_subprocess_entry_point_has_no_traceback(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    bad = subprocess.run([sys.executable, "-m", "thermodl.engine.cli", "logz", "ising2d", "--beta", "-1"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: --beta must be finite and >= 0, got -1.0"
+    assert bad.stdout == ""
+
+
+# ------------------------------------------------------------------------------------------ exact values
+
+
+def _ising_log_z_enumerated(L: int, beta: float) -> float:
+    """log Z of the L×L periodic Ising model (J=1, h=0) by brute force in float64, independent of the package."""
+    n = L * L
+    states = np.array(list(itertools.product((-1.0, 1.0), repeat=n))).reshape(-1, L, L)
+    bonds = (states * np.roll(states, -1, axis=1) + states * np.roll(states, -1, axis=2)).sum(axis=(1, 2))
+    a = beta * bonds
+    return float(a.max() + np.log(np.exp(a - a.max()).sum()))
+
+
+@pytest.mark.parametrize("beta", [0.3, 0.5 * math.log1p(math.sqrt(2.0))])
+def test_logz_exact_json_is_kaufman(capsys, beta):
+    code, out, err = run_cli(capsys, "logz", "ising2d", "--L", "4", "--beta", beta, "--method", "exact", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    expected = _ising_log_z_enumerated(4, beta)
+    assert res["method"] == "exact" and res["stderr"] == 0.0
+    assert res["estimate"] == pytest.approx(expected, rel=1e-10)
+    assert res["exact"] == pytest.approx(expected, rel=1e-10)
+    assert res["dim"] == 16 and res["model_options"] == {"L": 4, "M": 4, "J": 1.0, "h": 0.0}
+    assert res["log_Z0"] == pytest.approx(16 * math.log(2))
+
+
+def test_logz_table_output(capsys):
+    code, out, err = run_cli(capsys, "logz", "ising2d", "--L", "4", "--beta", "0.3", "--quiet")
+    assert code == 0, err
+    assert "log Z of Ising2D 4×4" in out and "exact" in out
+    assert f"{_ising_log_z_enumerated(4, 0.3):.6f}"[:8] in out
+
+
+def test_logz_ais_json_within_three_sigma(capsys):
+    code, out, err = run_cli(capsys, "logz", "ising2d", "--L", "4", "--beta", "0.3", "--method", "ais",
+                             "--chains", "128", "--steps", "64", "--seed", "3", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["method"] == "ais" and res["stderr"] > 0
+    assert res["exact"] == pytest.approx(_ising_log_z_enumerated(4, 0.3), rel=1e-10)
+    assert abs(res["z"]) < 3, res
+    assert "ess" in res["diagnostics"]
+
+
+# --------------------------------------------------------------------------------- atomic output, registry
+
+
+def test_atomic_output_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "sub" / "table.csv"
+    with pytest.raises(RuntimeError):
+        with registry.atomic_output(target) as tmp:
+            tmp.write_text("half a tab")
+            raise RuntimeError("crash while writing")
+    assert not target.exists()
+    assert list((tmp_path / "sub").iterdir()) == []
+    registry.atomic_write_text(target, "old\n")
+    with pytest.raises(RuntimeError):
+        with registry.atomic_output(target) as tmp:
+            tmp.write_text("new but incomplete")
+            raise RuntimeError("crash")
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["table.csv"]
+
+
+FAKE_EXPERIMENT = textwrap.dedent(
+    '''
+    from thermodl.experiments import common
+    NAME = "{name}"
+    DESCRIPTION = "fake experiment {name}"
+
+    def run(out_dir, *, full=False, seed=0):
+        rows = [common.check_row("x", "exact", {measured}, 0.1, 1.0)]
+        fig, ax = common.new_figure()
+        ax.plot([0, 1], [0, 1])
+        (out_dir / "partial.txt").write_text("written before the crash")
+        if {crash}:
+            raise ValueError("experiment crashed halfway")
+        return common.finish(out_dir, rows, figure=fig)
+    '''
+)
+
+
+@pytest.fixture
+def fake_experiments(tmp_path, monkeypatch):
+    pkg = tmp_path / "fakeexp"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    specs = {"fake-good": (1.05, False), "fake-bad": (2.0, False), "fake-crash": (1.0, True)}
+    for name, (measured, crash) in specs.items():
+        (pkg / f"{name.replace('-', '_')}.py").write_text(
+            FAKE_EXPERIMENT.format(name=name, measured=measured, crash=crash))
+        monkeypatch.setitem(registry.EXPERIMENTS, name, f"fakeexp.{name.replace('-', '_')}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return specs
+
+
+def test_reproduce_fake_experiment_writes_outputs(capsys, tmp_path, fake_experiments):
+    out = tmp_path / "results"
+    code, stdout, err = run_cli(capsys, "reproduce", "fake-good", "--out", out, "--quiet")
+    assert code == 0, err
+    folder = out / "fake-good"
+    assert sorted(p.name for p in folder.iterdir()) == ["partial.txt", "results.csv", "results.md", "results.nc",
+                                                       "results.png"]
+    assert [p.name for p in out.iterdir()] == ["fake-good"]  # no temporary folders left
+    assert "fake-good" in stdout
+
+
+def test_reproduce_failed_check_exits_1(capsys, tmp_path, fake_experiments):
+    code, _, err = run_cli(capsys, "reproduce", "fake-bad", "--out", tmp_path, "--quiet")
+    assert code == 1
+    assert err.strip().splitlines()[-1] == "error: 1 check(s) failed"
+
+
+def test_reproduce_crash_leaves_previous_result_and_no_partial_output(capsys, tmp_path, fake_experiments,
+                                                                      monkeypatch):
+    out = tmp_path / "results"
+    assert run_cli(capsys, "reproduce", "fake-good", "--out", out, "--quiet")[0] == 0
+    before = (out / "fake-good" / "results.csv").read_text()
+    # Same name, now crashing halfway: the previous folder must survive untouched, nothing partial appears.
+    monkeypatch.setitem(registry.EXPERIMENTS, "fake-good", registry.EXPERIMENTS["fake-crash"])
+    code, out_text, err = run_cli(capsys, "reproduce", "fake-good", "--out", out, "--quiet")
+    assert_usage_error(code, out_text, err, "experiment crashed halfway")
+    assert [p.name for p in out.iterdir()] == ["fake-good"]
+    assert (out / "fake-good" / "results.csv").read_text() == before
+    code, *_ = run_cli(capsys, "reproduce", "fake-crash", "--out", out, "--quiet")
+    assert code == 2 and not (out / "fake-crash").exists()
+
+
+def test_reproduce_all_writes_index(capsys, tmp_path, fake_experiments, monkeypatch):
+    for name in list(registry.EXPERIMENTS):
+        if not name.startswith("fake-"):
+            monkeypatch.delitem(registry.EXPERIMENTS, name)
+    out = tmp_path / "all"
+    code, stdout, err = run_cli(capsys, "reproduce", "--all", "--out", out, "--quiet")
+    assert code == 1  # fake-bad fails its check and fake-crash crashes; the others still run
+    assert "error: fake-crash: experiment crashed halfway" in err
+    index = (out / "index.md").read_text()
+    assert "## fake-good" in index and "![fake-good](fake-good/results.png)" in index
+    assert "1/1 checks pass" in index and "0/1 checks pass" in index
+    assert "**failed:** experiment crashed halfway" in index
+    assert "| quantity | method | measured |" in index
+    assert not (out / "fake-crash").exists()
+
+
+def test_reproduce_list(capsys, fake_experiments):
+    code, out, _ = run_cli(capsys, "reproduce", "--list")
+    assert code == 0
+    assert "exact-checks" in out and "fake experiment fake-good" in out
+
+
+def test_registry_relocates_paths_and_rejects_unknown_size(tmp_path, fake_experiments):
+    res = registry.run_experiment("fake-good", tmp_path)
+    assert res["figure"] == str(tmp_path / "fake-good" / "results.png")
+    assert os.path.exists(res["figure"]) and os.path.exists(res["data"])
+    assert res["name"] == "fake-good" and res["n_pass"] == 1 and res["n_fail"] == 0
+    with pytest.raises(ValueError, match="has no size option"):
+        registry.run_experiment("fake-good", tmp_path, size="tiny")

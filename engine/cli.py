@@ -357,22 +357,13 @@ def _xy(path: Path):
 
 
 def exact_log_partition(model: Any, beta: float) -> float | None:
-    """The exact log Z(β) in float64 when the model has one (or is discrete with dim ≤ 20), else ``None``."""
-    import jax
+    """The exact log Z(β) in float64 (``engine.api.exact_log_partition``) when one exists, else ``None``."""
+    from .api import exact_log_partition as exact
 
-    from thermodl.models.base import has_exact
-
-    with jax.enable_x64(True):
-        try:
-            if has_exact(model):
-                return float(model.exact_log_partition(beta))
-            if getattr(model, "kind", None) == "discrete" and model.dim <= 20:
-                from thermodl.models.exact import enumerate_log_partition
-
-                return float(enumerate_log_partition(model, beta))
-        except ValueError:  # e.g. Ising with a field on a wide lattice: no exact value
-            return None
-    return None
+    try:
+        return exact(model, beta).value
+    except ValueError:  # no closed form and too large to enumerate (or e.g. Ising with h ≠ 0 on a wide lattice)
+        return None
 
 
 def _accepted(fn, options: dict[str, Any]) -> dict[str, Any]:
@@ -394,14 +385,19 @@ _RUN_FLAGS = {"n_chains": "--chains", "n_steps": "--steps", "n_betas": "--n-beta
 
 
 def resolve_method(model: Any, method: str) -> str:
-    """``"auto"`` → ``"exact"`` when the model has an exact log Z (or is discrete with dim ≤ 20), else ``"ais"``."""
+    """``"auto"`` → ``"exact"`` when the model has an exact log Z (or is discrete with dim ≤ 24), else ``"ais"``
+    (the rule of ``engine.api.log_partition``)."""
     from thermodl.models.base import has_exact
+    from thermodl.models.exact import MAX_ENUMERATION_DIM
 
     if method != "auto":
         return method
-    if has_exact(model) or (getattr(model, "kind", None) == "discrete" and model.dim <= 20):
-        return "exact"
-    return "ais"
+    try:
+        closed_form = has_exact(model)
+    except ValueError:
+        closed_form = False
+    enumerable = getattr(model, "kind", None) == "discrete" and model.dim <= MAX_ENUMERATION_DIM
+    return "exact" if closed_form or enumerable else "ais"
 
 
 def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel: str = "auto",
@@ -578,13 +574,16 @@ def thermo(
         table.add_column(c, justify="right")
     if "log_Z_exact" in ds:
         table.add_column("log Z exact", justify="right")
+        table.add_column("z", justify="right")
     for i, b in enumerate(ds["beta"].values):
         cells = [f"{b:.4g}"]
         for c in cols:
             err = ds[f"{c}_stderr"].values[i] if f"{c}_stderr" in ds else math.nan
             cells.append(f"{ds[c].values[i]:.6g} ± {err:.2g}")
         if "log_Z_exact" in ds:
-            cells.append(f"{ds['log_Z_exact'].values[i]:.6g}")
+            exact_i, se = float(ds["log_Z_exact"].values[i]), float(ds["log_Z_stderr"].values[i])
+            z = (float(ds["log_Z"].values[i]) - exact_i) / se if se > 0 else math.nan
+            cells += [f"{exact_i:.6g}", f"{z:+.2f}"]
         table.add_row(*cells)
     _console().print(table)
     if out is not None:

@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from thermodl.kernels import adaptation
+
 from . import observables as obs
 from .diagnostics import Summary, ess_from_moments, split_rhat_from_moments, summarise
 from .samplers import Sampler, make_sampler, resolve_kernel
@@ -185,7 +187,7 @@ def pooled_variance(m: obs.Moments, exclude=None) -> Summary:
 
 
 # ------------------------------------------------------------------------------------------- compiled pieces
-def _fresh_stats(spec: _Spec, model, state, n_prod_dtype=jnp.float32) -> _ChainStats:
+def _fresh_stats(spec: _Spec, model, state) -> _ChainStats:
     dt = state.energy.dtype
     x = state.position
     mag = obs.split_moments_init((4,), dt) if spec.has_magnetization else None
@@ -270,8 +272,6 @@ def _chunk_impl(model, betas, base_keys, carry, t0, n_end, n_warmup, n_prod, ste
     upd = functools.partial(_update_stats, spec, model)
     vupd = jax.vmap(jax.vmap(upd, in_axes=(0, 0, 0, None, None)), in_axes=(0, 0, 0, None, None))
     adaptive = spec.target is not None
-    if adaptive:
-        from thermodl.kernels import adaptation
 
     def do_step(carry, t):
         states, stats, astate = carry
@@ -451,8 +451,6 @@ def run_ensemble(
     do_adapt = bool(adapt) and probe.target_acceptance is not None and n_warmup > 0
     astate = None
     if do_adapt:
-        from thermodl.kernels import adaptation
-
         astate = adaptation.init(eps)  # elementwise: works for [T] and [D, T]
     run_spec = spec("run")._replace(target=probe.target_acceptance if do_adapt else None)
     fn = _compiled("chunk", run_spec, n_dis is not None)

@@ -46,18 +46,14 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import os
-import tomllib
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
 
 from . import factories, store
-from .validate import check_beta, check_choice, check_nonnegative_int, check_positive_int
+from .sweep_config import METHODS, SECTIONS, load_config, normalize_config, values
 
 __all__ = [
     "METHODS",
@@ -68,29 +64,10 @@ __all__ = [
     "normalize_config",
     "plan_sweep",
     "run_sweep",
+    "point_config",
+    "units",
     "describe_plan",
 ]
-
-METHODS = ("ensemble", "ais", "pt", "ti", "exact", "thermodynamics")
-SECTIONS = ("model", "data", "sampler", "estimator", "sweep", "output")
-GRID_SPECS = ("linspace", "logspace", "geomspace", "range")
-SAMPLER_KEYS = ("kernel", "step_size", "adapt", "num_integration_steps", "inverse_mass", "batch_size")
-ESTIMATOR_KEYS = ("method", "n_chains", "n_steps", "n_warmup", "chain_block", "seed", "compare_exact")
-SWEEP_KEYS = ("beta", "seed")
-OUTPUT_KEYS = ("path", "unit_size", "keep_parts")
-DEFAULTS = {
-    "sampler": {"kernel": "auto", "adapt": True},
-    "estimator": {"method": "ensemble", "seed": 0, "compare_exact": False},
-    "sweep": {"seed": 0},
-    "output": {"unit_size": 64, "keep_parts": False},
-}
-# Estimator options of the looped methods are checked against these functions' signatures.
-_METHOD_FUNCS = {
-    "ais": ("thermodl.engine.ais", "ais_log_partition"),
-    "pt": ("thermodl.engine.tempering", "pt_log_partition"),
-    "ti": ("thermodl.engine.ti", "ti_log_partition"),
-    "thermodynamics": ("thermodl.engine.api", "thermodynamics"),
-}
 
 
 class Axis(NamedTuple):
@@ -133,179 +110,6 @@ class SweepPlan(NamedTuple):
     cfg_hash: str
 
 
-# ----------------------------------------------------------------------------------------------- config
-def load_config(config: Any) -> dict:
-    """A config dict from a TOML path, a TOML string or a mapping (deep-copied)."""
-    if isinstance(config, Mapping):
-        return copy.deepcopy(dict(config))
-    if isinstance(config, (str, os.PathLike)):
-        p = Path(config)
-        if isinstance(config, os.PathLike) or (len(str(config)) < 4096 and "\n" not in str(config) and p.suffix):
-            if not p.is_file():
-                raise ValueError(f"sweep config file {str(p)!r} does not exist")
-            text = p.read_text()
-        else:
-            text = str(config)
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"sweep config is not valid TOML: {err}") from None
-    raise ValueError(f"sweep config must be a path, a TOML string or a dict, got {type(config).__name__}")
-
-
-def _grid_values(where: str, spec: Mapping) -> list:
-    if len(spec) != 1 or next(iter(spec)) not in GRID_SPECS:
-        raise ValueError(f"{where}: a table value must be one of {{{', '.join(k + '=[...]' for k in GRID_SPECS)}}}"
-                         f", got {dict(spec)!r}")
-    kind, args = next(iter(spec.items()))
-    if not isinstance(args, list) or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
-        raise ValueError(f"{where}: {kind} needs a list of numbers, got {args!r}")
-    if kind == "range":
-        if not 1 <= len(args) <= 3 or not all(isinstance(a, int) for a in args):
-            raise ValueError(f"{where}: range needs 1 to 3 integers [start, stop, step], got {args!r}")
-        vals = list(range(*args))
-    else:
-        if len(args) != 3:
-            raise ValueError(f"{where}: {kind} needs [start, stop, n], got {args!r}")
-        n = check_positive_int(args[2], f"{where}: {kind} n")
-        if kind == "geomspace" and (args[0] <= 0 or args[1] <= 0):
-            raise ValueError(f"{where}: geomspace needs positive endpoints, got {args!r}")
-        vals = getattr(np, kind)(args[0], args[1], n).tolist()
-    if not vals:
-        raise ValueError(f"{where}: {kind}={args!r} gives no values")
-    return vals
-
-
-def normalize_config(raw: Mapping) -> dict:
-    """Validate section and key names and expand grid specs into lists.
-
-    Returns:
-        {section: {key: scalar or list of values}} with defaults filled in; a disorder ``seed`` given in
-        [model] or [data] is moved to [sweep].
-    Raises:
-        ValueError: unknown section/key/model/method, bad grid spec, negative β, non-positive sizes, ...
-    """
-    raw = dict(raw)
-    unknown = sorted(set(raw) - set(SECTIONS))
-    if unknown:
-        raise ValueError(f"unknown config section(s) {', '.join(map(repr, unknown))}; valid: {', '.join(SECTIONS)}")
-    cfg: dict[str, dict] = {}
-    for sec in SECTIONS:
-        body = raw.get(sec, {})
-        if not isinstance(body, Mapping):
-            raise ValueError(f"[{sec}] must be a table, got {body!r}")
-        out = {}
-        for key, val in body.items():
-            where = f"{sec}.{key}"
-            if isinstance(val, Mapping):
-                val = _grid_values(where, val)
-            elif isinstance(val, list):
-                if not val:
-                    raise ValueError(f"{where}: an axis needs at least one value, got []")
-                if any(isinstance(v, (list, Mapping)) for v in val):
-                    raise ValueError(f"{where}: axis values must be scalars, got {val!r}")
-            if sec == "output" and isinstance(val, list):
-                raise ValueError(f"{where}: output settings cannot be grid axes, got {val!r}")
-            out[key] = val
-        cfg[sec] = out
-    seeds = [s for s in ("model", "data", "sweep") if "seed" in cfg[s]]
-    if len(seeds) > 1:
-        raise ValueError(f"the disorder seed is given in {' and '.join(f'[{s}]' for s in seeds)}; give it once")
-    if seeds and seeds[0] != "sweep":
-        cfg["sweep"]["seed"] = cfg[seeds[0]].pop("seed")
-    for sec, defaults in DEFAULTS.items():
-        cfg[sec].update({k: v for k, v in defaults.items() if k not in cfg[sec]})
-    _check_keys(cfg)
-    return cfg
-
-
-def _values(v) -> list:
-    return v if isinstance(v, list) else [v]
-
-
-def _check_keys(cfg: dict) -> None:
-    model, data = cfg["model"], cfg["data"]
-    if "name" not in model:
-        raise ValueError(f"[model] needs name; choose one of: {', '.join(factories.model_names())}")
-    names = _values(model["name"])
-    for name in names:
-        check_choice("model", name, factories.model_names())
-    both = sorted(set(model) & set(data))
-    if both:
-        raise ValueError(f"parameter(s) {', '.join(map(repr, both))} given in both [model] and [data]")
-    params = {k: v for k, v in {**model, **data}.items() if k != "name"}
-    for name in names:  # names and values of every model parameter (sizes > 0, finite numbers, ...)
-        for combo in itertools.product(*(_values(v) for v in params.values())):
-            factories.resolve_model_params(name, dict(zip(params, combo)))
-    for sec, allowed in (("sampler", SAMPLER_KEYS), ("sweep", SWEEP_KEYS), ("output", OUTPUT_KEYS)):
-        bad = sorted(set(cfg[sec]) - set(allowed))
-        if bad:
-            raise ValueError(f"unknown key(s) {', '.join(map(repr, bad))} in [{sec}]; valid: {', '.join(allowed)}")
-    if "beta" not in cfg["sweep"]:
-        raise ValueError("[sweep] needs beta (a value, a list or {linspace=[a, b, n]})")
-    for b in _values(cfg["sweep"]["beta"]):
-        check_beta(b, "sweep.beta")
-    for where, s in [("sweep.seed", s) for s in _values(cfg["sweep"]["seed"])] + \
-            [("estimator.seed", s) for s in _values(cfg["estimator"]["seed"])]:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise ValueError(f"{where} must be a non-negative integer, got {s!r}")
-    est = cfg["estimator"]
-    for m in _values(est["method"]):
-        check_choice("method", m, METHODS)
-    for key in ("n_chains", "n_steps", "chain_block"):
-        for v in _values(est.get(key, 1)):
-            check_positive_int(v, f"estimator.{key}")
-    for v in _values(est.get("n_warmup", 0)):
-        check_nonnegative_int(v, "estimator.n_warmup")
-    for v in _values(cfg["sampler"].get("step_size", 1.0)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
-            raise ValueError(f"sampler.step_size must be finite and > 0, got {v!r}")
-    for v in _values(cfg["sampler"]["adapt"]) + _values(est["compare_exact"]) + [cfg["output"]["keep_parts"]]:
-        if not isinstance(v, bool):
-            raise ValueError(f"sampler.adapt, estimator.compare_exact and output.keep_parts must be true/false, "
-                             f"got {v!r}")
-    check_positive_int(cfg["output"]["unit_size"], "output.unit_size")
-    methods = _values(est["method"])
-    for m in methods:
-        _method_options(m, est, cfg["sampler"], several=len(methods) > 1)
-
-
-def _method_options(method: str, est: Mapping, sampler: Mapping, *, several: bool = False, resolve: bool = False):
-    """[estimator] + [sampler] options for ``method`` (validated; the common budget keys that do not apply
-    to ``method`` are dropped when the method itself is a grid axis). With ``resolve``: (function, options)."""
-    import importlib
-    import inspect
-
-    opts = {k: v for k, v in est.items() if k not in ("method", "seed", "compare_exact")}
-    if method in ("ensemble", "exact"):
-        allowed = {"n_chains", "n_steps", "n_warmup", "chain_block"} if method == "ensemble" else set()
-        return _filter(method, opts, allowed, several)
-    mod_name, fn_name = _METHOD_FUNCS[method]
-    try:
-        fn = getattr(importlib.import_module(mod_name), fn_name)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"method {method!r} is unavailable: cannot import {mod_name}.{fn_name} ({err})") from None
-    allowed = {k for k in inspect.signature(fn).parameters if k not in ("model", "beta", "betas", "key", "progress")}
-    if method == "thermodynamics":
-        allowed = (allowed - {"method"}) | {"via"}
-    opts = _filter(method, opts, allowed, several)
-    if "via" in opts:
-        opts["method"] = opts.pop("via")
-    for k, v in sampler.items():  # kernel, step size and kernel options go to the estimator's sampler
-        if k != "adapt" and v is not None:
-            opts[k] = v
-    return (fn, opts) if resolve else opts
-
-
-def _filter(method: str, opts: dict, allowed: set, several: bool) -> dict:
-    common = {"n_chains", "n_steps", "n_warmup"}
-    bad = [k for k in opts if k not in allowed and not (several and k in common)]
-    if bad:
-        raise ValueError(f"unknown key(s) {', '.join(map(repr, bad))} in [estimator] for method {method!r}; "
-                         f"valid: {', '.join(sorted(allowed | {'method', 'seed', 'compare_exact'}))}")
-    return {k: v for k, v in opts.items() if k in allowed}
-
-
 # ----------------------------------------------------------------------------------------------- plan
 def _role(section: str, key: str, names: list) -> str:
     if section in ("model", "data"):
@@ -317,7 +121,7 @@ def _role(section: str, key: str, names: list) -> str:
 
 
 def _axes(cfg: dict) -> tuple[Axis, ...]:
-    names = _values(cfg["model"]["name"])
+    names = values(cfg["model"]["name"])
     entries = [(sec, k, v) for sec in SECTIONS[:-1] for k, v in cfg[sec].items() if isinstance(v, list)]
     count = {}
     for _, k, _v in entries:
@@ -391,11 +195,17 @@ def point_config(plan: SweepPlan, flat: int) -> dict:
     return _point(plan.config, plan.axes, plan.shape, flat)
 
 
+_NOT_HASHED = {"output": None, "estimator": ("compare_exact", "chain_block")}
+
+
 def _point_hash(pt: dict) -> tuple[int, int]:
-    """Two 32-bit words of the SHA-256 of the point's parameters (output settings excluded)."""
+    """Two 32-bit words of the SHA-256 of the point's parameters: the point's random streams. Settings that do
+    not change what is sampled (output, ``compare_exact``, ``chain_block``) are left out."""
     import hashlib
 
-    digest = hashlib.sha256(store.canonical_json({k: v for k, v in pt.items() if k != "output"}).encode()).digest()
+    keep = {sec: {k: v for k, v in body.items() if k not in (_NOT_HASHED.get(sec) or ())}
+            for sec, body in pt.items() if sec != "output"}
+    digest = hashlib.sha256(store.canonical_json(keep).encode()).digest()
     return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:8], "little")
 
 

@@ -288,7 +288,8 @@ def run_looped_unit(pts: list[list[dict]], build) -> dict[str, np.ndarray]:
         excluded chains, swap rates, ...); with ``compare_exact``: ``log_Z_exact`` and ``z_score``.
         ``thermodynamics``: its U, F, S, C, log_Z with ``*_stderr`` and diagnostics per β.
     """
-    from .sweep import _method_options, _point_hash
+    from .sweep import _point_hash
+    from .sweep_config import method_options as _method_options
 
     M, T = len(pts), len(pts[0])
     rows: list[list[dict]] = [[{} for _ in range(T)] for _ in range(M)]
@@ -325,7 +326,8 @@ def run_looped_unit(pts: list[list[dict]], build) -> dict[str, np.ndarray]:
 
 def _thermo_rows(model, row: list[dict], out: list[dict]) -> None:
     """``engine.api.thermodynamics`` once per (model, non-β point values) with all of the row's βs."""
-    from .sweep import _method_options, _point_hash
+    from .sweep import _point_hash
+    from .sweep_config import method_options as _method_options
 
     by_rest: dict[str, list[int]] = {}
     for t, pt in enumerate(row):
@@ -365,5 +367,7 @@ def memory_estimate(pt: dict, model, m_chunk: int, t_chunk: int, n_devices: int)
         lanes = m_chunk * t_chunk * -(-n_chains // n_devices)
         return lanes * (2 * state_b + acc_b) + m_chunk * model_b, (
             f"{lanes} lanes/device × (2 × {state_b} B state + {acc_b} B accumulators) + {m_chunk} × {model_b} B model")
+    if method == "exact":
+        return 4096 * (model.dim * 4 + 16) + model_b, "enumeration in chunks of 4096 states"
     reps = int(pt["estimator"].get("n_replicas") or pt["estimator"].get("n_betas") or 1)
     return n_chains * reps * state_b + model_b, f"{n_chains} chains × {reps} replicas × {state_b} B state (rough)"

@@ -146,7 +146,7 @@ def numpyro_runner(model, cfg):
     def init_one(w, key):
         return init_kernel(w, num_warmup=0, step_size=cfg["step_size"], inverse_mass_matrix=jnp.ones(model.dim),
                            adapt_step_size=False, adapt_mass_matrix=False, num_steps=cfg["n_leapfrog"],
-                           rng_key=key)
+                           trajectory_length=None, rng_key=key)  # else NumPyro rescales step_size to 2π/num_steps
 
     @jax.jit
     def run(key, w0):

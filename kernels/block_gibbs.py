@@ -26,7 +26,7 @@ from .flip_metropolis import _check_position, _check_values, _neg_beta_delta
 
 __all__ = ["BlockGibbsState", "BlockGibbsInfo", "init", "step"]
 
-# Blocks are unrolled (fusable into one XLA computation) up to this many; longer pass lists use a rolled scan.
+# Up to this many blocks are unrolled in Python (one fusable XLA computation); longer lists use a rolled scan.
 _MAX_UNROLL = 4
 
 
@@ -125,9 +125,13 @@ def step(
         divergent = divergent | jnp.any(mask & jnp.isnan(de))
         return (x, sum_p, n_flips, divergent), None
 
-    init_carry = (x0, jnp.zeros((), p_dtype), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
-    unroll = num_blocks if num_blocks <= _MAX_UNROLL else 1
-    (x, sum_p, n_flips, divergent), _ = jax.lax.scan(update_block, init_carry, (masks, u), unroll=unroll)
+    carry = (x0, jnp.zeros((), p_dtype), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    if num_blocks <= _MAX_UNROLL:  # straight-line code: XLA fuses across the blocks
+        for b in range(num_blocks):
+            carry, _ = update_block(carry, (masks[b], u[b]))
+    else:
+        carry, _ = jax.lax.scan(update_block, carry, (masks, u))
+    x, sum_p, n_flips, divergent = carry
     energy = jnp.asarray(energy_fn(x)).astype(jnp.result_type(state.energy))
     num_updates = jnp.sum(masks, dtype=jnp.int32)
     info = BlockGibbsInfo(

@@ -77,6 +77,12 @@ class ExactObservables(NamedTuple):
 # ----------------------------------------------------------------------------------------------- helpers
 
 
+# Full float32 precision in matrix products: on GPUs the default may use TF32 (~1e-3 relative error), which would
+# bias Metropolis ratios and exact references.
+_matmul = partial(jnp.matmul, precision=lax.Precision.HIGHEST)
+_dot = partial(jnp.dot, precision=lax.Precision.HIGHEST)
+
+
 def _float_dtype():
     """The default float dtype: float64 inside ``jax.enable_x64(True)``, else float32."""
     return jax.dtypes.canonicalize_dtype(jnp.float64)
@@ -316,7 +322,10 @@ def _expectation_jit(model, beta, observable_fn, chunk_size):
         e = jax.vmap(model.energy)(states).astype(dtype)
         lz, p = _safe_weights(_neg_beta_energy(beta, e))
         obs = jax.vmap(observable_fn)(states)
-        means = jax.tree.map(lambda f: jnp.tensordot(p, jnp.asarray(f, dtype), axes=([-1], [0])), obs)
+        def weighted_mean(f):  # Σ_k p[..., k] f[k, ...]
+            return jnp.tensordot(p, jnp.asarray(f, dtype), axes=([-1], [0]), precision=lax.Precision.HIGHEST)
+
+        means = jax.tree.map(weighted_mean, obs)
         return lz, means
 
     def body(acc, c):

@@ -25,7 +25,7 @@ import numpy as np
 from flax import struct
 
 from .base import DISCRETE, log_reference_binary
-from .exact import ExactUnavailableError, _concrete, _float_dtype, enumerate_log_partition
+from .exact import ExactUnavailableError, _concrete, _dot, _float_dtype, _matmul, enumerate_log_partition
 
 __all__ = ["Hopfield", "MAX_EXACT_SPINS"]
 
@@ -97,21 +97,21 @@ class Hopfield:
 
     def couplings(self) -> jax.Array:
         """The Hebb matrix J [N, N], J_ij = (1/N) Σ_μ ξ^μ_i ξ^μ_j, zero diagonal."""
-        J = self.patterns.T @ self.patterns / self.dim
+        J = _matmul(self.patterns.T, self.patterns) / self.dim
         return J * (1.0 - jnp.eye(self.dim, dtype=J.dtype))
 
     def energy(self, x: jax.Array) -> jax.Array:
         """E(x) = −(1/2N) Σ_μ (ξ^μ·x)² + P/2 for x [N] (±1) -> []."""
-        m = self.patterns @ x
+        m = _matmul(self.patterns, x)
         return -0.5 * jnp.sum(m**2) / self.dim + 0.5 * self.n_patterns
 
     def local_field(self, x: jax.Array) -> jax.Array:
         """h_i = Σ_{j≠i} J_ij x_j = (1/N)(Σ_μ ξ^μ_i (ξ^μ·x) − P x_i), [N]."""
-        return (self.patterns.T @ (self.patterns @ x) - self.n_patterns * x) / self.dim
+        return (_matmul(self.patterns.T, _matmul(self.patterns, x)) - self.n_patterns * x) / self.dim
 
     def delta_energy(self, x: jax.Array, i: jax.Array) -> jax.Array:
         """E(x with spin i flipped) − E(x) = 2 x_i h_i, O(PN)."""
-        h_i = (jnp.dot(self.patterns[:, i], self.patterns @ x) - self.n_patterns * x[i]) / self.dim
+        h_i = (_dot(self.patterns[:, i], _matmul(self.patterns, x)) - self.n_patterns * x[i]) / self.dim
         return 2.0 * x[i] * h_i
 
     def delta_energy_all(self, x: jax.Array) -> jax.Array:
@@ -130,7 +130,7 @@ class Hopfield:
 
     def retrieval_overlap(self, x: jax.Array) -> jax.Array:
         """Overlaps with the stored patterns m_μ = ξ^μ·x / N for x [..., N] -> [..., P]."""
-        return x @ self.patterns.T / self.dim
+        return _matmul(x, self.patterns.T) / self.dim
 
     def overlap(self, x: jax.Array, y: jax.Array) -> jax.Array:
         """Replica overlap q = x·y / N for x, y [..., N] -> [...]."""

@@ -41,7 +41,7 @@ from flax import struct
 from jax import lax
 
 from .base import DISCRETE, log_reference_binary
-from .exact import ExactUnavailableError, _as_beta, _concrete
+from .exact import ExactUnavailableError, _as_beta, _concrete, _matmul
 
 __all__ = ["Ising2D", "MAX_TRANSFER_WIDTH"]
 
@@ -124,11 +124,11 @@ def _log_trace_power(A: jax.Array, n: int) -> jax.Array:
             if result is None:
                 result, log_result = base, log_base
             else:
-                result, log_result = rescale(result @ base, log_result + log_base)
+                result, log_result = rescale(_matmul(result, base), log_result + log_base)
         n >>= 1
         if not n:
             break
-        base, log_base = rescale(base @ base, 2.0 * log_base)
+        base, log_base = rescale(_matmul(base, base), 2.0 * log_base)
     return log_result + jnp.log(jnp.trace(result))
 
 

@@ -152,12 +152,14 @@ class BayesianLinear:
         return 0.0
 
     def exact_log_partition(self, beta) -> jax.Array:
-        """Closed-form log Z(β), ``[]``."""
-        return _log_z(self.design, self.y, jnp.asarray(beta, self.X.dtype), self.sigma_w)
+        """Closed-form log Z(β), shape of ``beta``."""
+        one = lambda b: _log_z(self.design, self.y, b, self.sigma_w)  # noqa: E731
+        return jnp.vectorize(one)(jnp.asarray(beta, self.X.dtype))
 
     def exact_mean_energy(self, beta) -> jax.Array:
-        """⟨E⟩_β = −∂ log Z/∂β, ``[]``."""
-        return -jax.grad(self.exact_log_partition)(jnp.asarray(beta, self.X.dtype))
+        """⟨E⟩_β = −∂ log Z/∂β, shape of ``beta``."""
+        one = jax.grad(lambda b: _log_z(self.design, self.y, b, self.sigma_w))
+        return -jnp.vectorize(one)(jnp.asarray(beta, self.X.dtype))
 
     def posterior(self, beta):
         """Gaussian posterior at β: mean ``[dim]`` and covariance ``[dim, dim]`` = (σ_w⁻² I + βΦᵀΦ)⁻¹."""

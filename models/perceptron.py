@@ -203,18 +203,23 @@ class BinaryPerceptron(_PerceptronMethods):
         """Exact number of ±1 weight vectors with zero training errors, ``[]`` int32."""
         return self.energy_counts()[0]
 
-    def exact_log_partition(self, beta) -> jax.Array:
-        """log Z(β) = log Σ_w exp(−β E(w)) by enumeration (N ≤ 24), ``[]``; log Z(∞) = log #solutions."""
+    def _log_weights(self, beta):
+        """log[n(E) e^{−βE}] ``[..., P + 1]`` (−inf where n(E) = 0) and the energies E = 0..P."""
         counts = self.energy_counts().astype(self.X.dtype)
         e = jnp.arange(self.n_data + 1, dtype=self.X.dtype)
-        return jax.nn.logsumexp(-jnp.asarray(beta, self.X.dtype) * e, b=counts)
+        beta = jnp.asarray(beta, self.X.dtype)[..., None]
+        log_n = jnp.where(counts > 0, jnp.log(jnp.where(counts > 0, counts, 1.0)), -jnp.inf)
+        return log_n - beta * e, e
+
+    def exact_log_partition(self, beta) -> jax.Array:
+        """log Z(β) = log Σ_w exp(−β E(w)) by enumeration (N ≤ 24), shape of ``beta``; log Z(∞) = log #solutions."""
+        logw, _ = self._log_weights(beta)
+        return jax.nn.logsumexp(logw, axis=-1)
 
     def exact_mean_energy(self, beta) -> jax.Array:
-        """⟨E⟩_β by enumeration (N ≤ 24), ``[]``."""
-        counts = self.energy_counts().astype(self.X.dtype)
-        e = jnp.arange(self.n_data + 1, dtype=self.X.dtype)
-        logw = jnp.where(counts > 0, jnp.log(jnp.where(counts > 0, counts, 1.0)) - beta * e, -jnp.inf)
-        return jnp.sum(jax.nn.softmax(logw) * e)
+        """⟨E⟩_β by enumeration (N ≤ 24), shape of ``beta``."""
+        logw, e = self._log_weights(beta)
+        return jnp.sum(jax.nn.softmax(logw, axis=-1) * e, axis=-1)
 
 
 @_validated_pytree("X", "y", "kappa")

@@ -30,7 +30,7 @@ import numpy as np
 from flax import struct
 
 from .base import DISCRETE, log_reference_binary
-from .exact import ExactUnavailableError, _as_beta, _concrete, _float_dtype, enumerate_log_sum
+from .exact import ExactUnavailableError, _as_beta, _concrete, _dot, _float_dtype, _matmul, enumerate_log_sum
 
 __all__ = ["RBM", "MAX_EXACT_LAYER"]
 
@@ -61,8 +61,8 @@ def _exact_jit(model: "RBM", beta: jax.Array) -> jax.Array:
 
     def one(beta):
         def log_weight(hs):  # hs [chunk, n_enum] -> [chunk]
-            fields = hs @ W.T + a  # [chunk, n_sum]
-            return beta * (hs @ b) + jnp.sum(_log_unit_sum(beta * fields, model.units), axis=-1)
+            fields = _matmul(hs, W.T) + a  # [chunk, n_sum]
+            return beta * _matmul(hs, b) + jnp.sum(_log_unit_sum(beta * fields, model.units), axis=-1)
 
         return enumerate_log_sum(log_weight, n_enum, model.values, dtype=beta.dtype)
 
@@ -71,7 +71,7 @@ def _exact_jit(model: "RBM", beta: jax.Array) -> jax.Array:
 
 @struct.dataclass
 class RBM:
-    """Restricted Boltzmann machine E(v, h) = −a·v − b·h − vᵀWh over x = concat(v, h) (see the module docstring).
+    """Restricted Boltzmann machine E(v, h) = −a·v − b·h − vᵀWh over x = concat(v, h) (see module docstring).
 
     A pytree with leaves W, a, b (traced: new weights never recompile) and static ``units``.
 
@@ -93,8 +93,10 @@ class RBM:
         if self.units not in _UNITS:
             raise ValueError(f"RBM: units must be 'binary' or 'spin', got {self.units!r}")
         for name in ("W", "a", "b"):
-            if isinstance(getattr(self, name), (list, tuple)):
-                object.__setattr__(self, name, jnp.asarray(getattr(self, name), _float_dtype()))
+            v = getattr(self, name)
+            if isinstance(v, (list, tuple, np.ndarray)):
+                v = jnp.asarray(v)
+                object.__setattr__(self, name, v if jnp.issubdtype(v.dtype, jnp.floating) else v.astype(_float_dtype()))
         shape = getattr(self.W, "shape", None)
         if shape is None:  # a non-array leaf (e.g. a vmap axis spec): nothing to check
             return
@@ -167,13 +169,13 @@ class RBM:
     def energy(self, x: jax.Array) -> jax.Array:
         """E(x) = −a·v − b·h − vᵀWh for x = concat(v, h) [dim] -> []."""
         v, h = self.split(x)
-        return -jnp.dot(self.a, v) - jnp.dot(self.b, h) - jnp.dot(v, self.W @ h)
+        return -_dot(self.a, v) - _dot(self.b, h) - _dot(v, _matmul(self.W, h))
 
     def delta_energy_all(self, x: jax.Array) -> jax.Array:
         """ΔE of each single flip, [dim]: −(x'_i − x_i)·(field on unit i), fields a + Wh and b + Wᵀv."""
         v, h = self.split(x)
         lo, hi = self.values
-        fields = jnp.concatenate([self.a + self.W @ h, self.b + v @ self.W])
+        fields = jnp.concatenate([self.a + _matmul(self.W, h), self.b + _matmul(v, self.W)])
         return -(lo + hi - 2.0 * x) * fields
 
     def delta_energy(self, x: jax.Array, i: jax.Array) -> jax.Array:
@@ -182,7 +184,7 @@ class RBM:
         n_v = self.n_visible
         iv = jnp.clip(i, 0, n_v - 1)
         ih = jnp.clip(i - n_v, 0, self.n_hidden - 1)
-        field = jnp.where(i < n_v, self.a[iv] + jnp.dot(self.W[iv], h), self.b[ih] + jnp.dot(v, self.W[:, ih]))
+        field = jnp.where(i < n_v, self.a[iv] + _dot(self.W[iv], h), self.b[ih] + _dot(v, self.W[:, ih]))
         lo, hi = self.values
         return -(lo + hi - 2.0 * x[i]) * field
 
@@ -203,7 +205,7 @@ class RBM:
     # ------------------------------------------------------------------ marginals
 
     def free_energy_visible(self, v: jax.Array, beta) -> jax.Array:
-        """Visible free energy F(v) = −a·v − (1/β) Σ_j φ(β(b_j + (vW)_j)), so Σ_h e^{−βE(v,h)} = e^{−βF(v)}.
+        """Visible free energy F(v) = −a·v − (1/β) Σ_j φ(β(b_j + (vW)_j)): Σ_h e^{−βE} = e^{−βF(v)}.
 
         Args:
             v: [..., n_v] visible configurations.
@@ -213,7 +215,7 @@ class RBM:
             [...] F(v).
         """
         beta = _as_beta(beta)
-        return -(v @ self.a) - jnp.sum(_log_unit_sum(beta * (self.b + v @ self.W), self.units), -1) / beta
+        return -_matmul(v, self.a) - jnp.sum(_log_unit_sum(beta * (self.b + _matmul(v, self.W)), self.units), -1) / beta
 
     def log_marginal_visible(self, v: jax.Array, beta, log_partition=None) -> jax.Array:
         """Normalised log p_β(v) = −β F(v) − log Z(β) (hidden layer summed out).
@@ -229,7 +231,8 @@ class RBM:
         beta = _as_beta(beta)
         if log_partition is None:
             log_partition = self.exact_log_partition(beta)
-        unnorm = beta * (v @ self.a) + jnp.sum(_log_unit_sum(beta * (self.b + v @ self.W), self.units), -1)
+        fields = self.b + _matmul(v, self.W)
+        unnorm = beta * _matmul(v, self.a) + jnp.sum(_log_unit_sum(beta * fields, self.units), -1)
         return unnorm - log_partition
 
     # ------------------------------------------------------------------ exact

@@ -23,7 +23,7 @@ import numpy as np
 from flax import struct
 
 from .base import DISCRETE, log_reference_binary
-from .exact import ExactUnavailableError, _concrete, _float_dtype, enumerate_log_partition
+from .exact import ExactUnavailableError, _concrete, _dot, _float_dtype, _matmul, enumerate_log_partition
 
 __all__ = ["SK", "MAX_EXACT_SPINS"]
 
@@ -45,6 +45,8 @@ def _validate_couplings(J: Any, name: str) -> Any:
     if v is None:
         return J
     J = jnp.asarray(J)
+    if not jnp.issubdtype(J.dtype, jnp.floating):
+        J = J.astype(_float_dtype())
     if not np.all(np.isfinite(v)):
         raise ValueError(f"{name}: J must be finite, got {int(np.sum(~np.isfinite(v)))} NaN/inf entries")
     diag = np.diagonal(v, axis1=-2, axis2=-1)
@@ -105,19 +107,19 @@ class SK:
 
     def energy(self, x: jax.Array) -> jax.Array:
         """E(x) = −½ xᵀJx for x [N] -> []."""
-        return -0.5 * jnp.dot(x, self.J @ x)
+        return -0.5 * _dot(x, _matmul(self.J, x))
 
     def local_field(self, x: jax.Array) -> jax.Array:
         """h_i = Σ_j J_ij x_j, [N]."""
-        return self.J @ x
+        return _matmul(self.J, x)
 
     def delta_energy(self, x: jax.Array, i: jax.Array) -> jax.Array:
         """E(x with spin i flipped) − E(x) = 2 x_i Σ_j J_ij x_j, O(N)."""
-        return 2.0 * x[i] * jnp.dot(self.J[i], x)
+        return 2.0 * x[i] * _dot(self.J[i], x)
 
     def delta_energy_all(self, x: jax.Array) -> jax.Array:
         """ΔE for each single flip, 2 x ∘ (J x), [N]."""
-        return 2.0 * x * (self.J @ x)
+        return 2.0 * x * _matmul(self.J, x)
 
     def sample_reference(self, key: jax.Array) -> jax.Array:
         """A uniform random configuration (the β = 0 ensemble), [N]."""

@@ -117,7 +117,7 @@ def test_z_scores_are_honest_across_seeds():
     """10 independent estimates at β_c: the z-scores against Kaufman look standard normal."""
     model = Ising2D(4)
     want = exact(model, BETA_C)
-    z = np.array([ais_log_partition(model, BETA_C, key=jax.random.key(100 + s), n_chains=64, n_temperatures=60)
+    z = np.array([ais_log_partition(model, BETA_C, key=jax.random.key(100 + s), n_chains=64, n_temperatures=150)
                   .z_score(want) for s in range(10)])
     assert abs(z.mean()) < 1.0 and 0.4 < z.std(ddof=1) < 1.8, z
 
@@ -132,6 +132,7 @@ def test_too_few_temperatures_flagged_unreliable():
     assert est.z_score(exact(model, 1.5)) < -5
 
 
+@pytest.mark.filterwarnings("ignore:AIS at beta")  # a deliberately small run; only compilation matters here
 def test_no_recompile_for_new_beta_seed_or_couplings():
     model = Ising2D(4)
     kw = dict(n_chains=32, n_temperatures=20)
@@ -158,11 +159,11 @@ def test_bayesian_linear_vs_closed_form():
 def test_pilot_step_sizes_follow_curvature():
     """Pilot-adapted ε shrinks as β·curvature grows, and the estimate is right at β = 10 (stiff end)."""
     model = Gauss(jnp.array([1.0, 4.0, 16.0, 100.0]))
-    res = run_ais(model, ais_schedule(10.0, 80), key=jax.random.key(0), n_chains=128, kernel="hmc")
+    res = run_ais(model, ais_schedule(10.0, 150), key=jax.random.key(0), n_chains=128, kernel="hmc")
     assert res.step_size[-1] < 0.5 * res.step_size[1]
     assert np.all(np.abs(res.acceptance[5:] - 0.8) < 0.15)
     value, stderr, ess, _ = log_weights_estimate(res.log_weights)
-    assert ess > 0.05 * 128
+    assert ess > 10
     assert abs(value - float(model.exact_log_partition(10.0))) < 3 * stderr
 
 

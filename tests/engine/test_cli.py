@@ -305,3 +305,34 @@ def test_registry_relocates_paths_and_rejects_unknown_size(tmp_path, fake_experi
     assert res["name"] == "fake-good" and res["n_pass"] == 1 and res["n_fail"] == 0
     with pytest.raises(ValueError, match="has no size option"):
         registry.run_experiment("fake-good", tmp_path, size="tiny")
+
+
+def test_thermo_writes_netcdf_consistent_with_kaufman(capsys, tmp_path):
+    import xarray as xr
+
+    out = tmp_path / "deep" / "ising.nc"
+    betas = (0.2, 0.35, 0.5)
+    code, stdout, err = run_cli(capsys, "thermo", "ising2d", "--L", "4", "--betas", ",".join(map(str, betas)),
+                                "--chains", "8", "--steps", "200", "--seed", "1", "--out", out, "--quiet")
+    assert code == 0, err
+    assert "thermodynamics of Ising2D 4×4" in stdout and f"wrote {out}" in stdout
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ising.nc"]  # no temporary file left
+    with xr.open_dataset(out) as ds:
+        np.testing.assert_allclose(ds["beta"].values, betas)
+        for name in ("U", "F", "S", "C", "log_Z", "log_Z_stderr", "log_Z_exact"):
+            assert name in ds, name
+        exact = np.array([_ising_log_z_enumerated(4, b) for b in betas])
+        np.testing.assert_allclose(ds["log_Z_exact"].values, exact, rtol=1e-10)
+        z = (ds["log_Z"].values - exact) / ds["log_Z_stderr"].values
+        assert np.all(ds["log_Z_stderr"].values > 0) and np.all(np.abs(z) < 3), z
+        assert ds.attrs["model"] == "ising2d" and ds.attrs["method"] == "ti"
+
+
+def test_thermo_json(capsys):
+    code, out, err = run_cli(capsys, "thermo", "ising2d", "--L", "4", "--beta-min", "0", "--beta-max", "0.4",
+                             "--n-betas", "5", "--chains", "4", "--steps", "50", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["method"] == "ti" and res["out"] is None
+    np.testing.assert_allclose(res["data"]["beta"], np.linspace(0, 0.4, 5))
+    assert len(res["data"]["log_Z"]) == 5 and len(res["data"]["log_Z_exact"]) == 5

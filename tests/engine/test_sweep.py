@@ -2,6 +2,7 @@
 enumeration, independence of the unit layout, the dataset on disk, refusal of a changed config, resume after
 SIGKILL."""
 
+import collections
 import json
 import os
 import random
@@ -12,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 import xarray as xr
@@ -19,7 +21,14 @@ from scipy import stats
 
 from thermodl.engine import factories, store, sweep, sweep_programs
 
-# One static configuration shared by several tests, so they reuse one compiled program per shape.
+# Every XLA compilation in this process (tracing counters only see our own programs; this sees everything:
+# model building, estimators, exact references).
+_EVENTS: collections.Counter = collections.Counter()
+jax.monitoring.register_event_duration_secs_listener(lambda event, duration, **kw: _EVENTS.update([event]))
+_COMPILE = "/jax/core/compile/backend_compile_duration"
+
+# The static configuration of test_one_compilation_per_group...: no other test may compile it first (the
+# test counts traces of the sweep program).
 BASE = {
     "model": {"name": "sk", "n": [6, 8]},
     "sweep": {"beta": [0.3, 0.9, 1.5], "seed": [0, 1]},
@@ -126,10 +135,11 @@ def test_one_compilation_per_group_and_none_for_new_numbers(tmp_path):
     ds = sweep.run_sweep(_cfg(), out=tmp_path / "a.nc", progress=False)
     assert sweep_programs.TRACE_COUNTS["ensemble"] - before == 2  # n = 6 and n = 8; 2 units each
     # new β values and disorder seeds (traced numbers) with the same shapes: no new compilation
-    mid = sweep_programs.TRACE_COUNTS["ensemble"]
+    mid, compiles = sweep_programs.TRACE_COUNTS["ensemble"], _EVENTS[_COMPILE]
     ds2 = sweep.run_sweep(_cfg(sweep={"beta": [0.2, 0.7, 1.1], "seed": [7, 9]}), out=tmp_path / "b.nc",
                           progress=True)
     assert sweep_programs.TRACE_COUNTS["ensemble"] == mid
+    assert _EVENTS[_COMPILE] == compiles  # nothing at all was compiled again (models, exact references, ...)
     assert not np.allclose(ds.energy.values, ds2.energy.values)
 
     # the dataset: a coordinate per axis, stderr and diagnostics beside each observable, provenance attrs
@@ -187,6 +197,38 @@ def test_exact_method_and_dry_run(tmp_path, capsys):
     e = np.array([float(m2.energy(s)) for s in enumerate_states(4)])
     np.testing.assert_allclose(ds.log_Z.sel(L=2).values, [np.log(np.exp(-b * e).sum()) for b in (0.2, 0.44)],
                                rtol=1e-6)
+
+
+def test_example_configs_plan_and_dry_run(capsys):
+    configs = {p.stem: p for p in (Path(sweep.__file__).parents[1] / "experiments" / "configs").glob("*.toml")}
+    assert set(configs) >= {"sk", "ising", "perceptron"}
+    for path in configs.values():
+        assert sweep.plan_sweep(path).groups
+    ds = sweep.run_sweep(configs["sk"], dry_run=True)
+    assert "2 compile group(s)" in capsys.readouterr().out and ds.attrs["config_hash"]
+
+
+@pytest.mark.slow
+def test_looped_estimators_compile_once_and_match_exact(tmp_path):
+    """AIS and PT through a sweep: log Z vs enumeration within the reported errors; a second sweep with new β
+    values and disorder seeds compiles nothing; thermodynamics (TI) fills U, C, log Z per β."""
+    cfg = {"model": {"name": "sk", "n": 8}, "sweep": {"beta": [0.5, 1.2], "seed": [0, 1]},
+           "estimator": {"method": ["ais", "pt"], "n_chains": 32, "compare_exact": True}}
+    ds = sweep.run_sweep(cfg, out=tmp_path / "a.nc", progress=False)
+    assert ds.log_Z.dims == ("method", "beta", "seed") and "log_Z_stderr" in ds and "ess" in ds
+    z = ds.z_score.values.ravel()
+    assert np.all(np.abs(z) < 4.5) and stats.chi2.sf(np.sum(z**2), z.size) > 1e-3, z
+    compiles = _EVENTS[_COMPILE]
+    cfg2 = {**cfg, "sweep": {"beta": [0.6, 1.1], "seed": [3, 4]}}
+    sweep.run_sweep(cfg2, out=tmp_path / "b.nc", progress=False)
+    assert _EVENTS[_COMPILE] == compiles
+
+    th = sweep.run_sweep({"model": {"name": "ising2d", "L": 4}, "sweep": {"beta": [0.1, 0.3, 0.5]},
+                          "estimator": {"method": "thermodynamics", "via": "ti", "n_chains": 16, "n_steps": 200}},
+                         out=tmp_path / "t.nc", progress=False)
+    exact = np.array([float(factories.build_model("ising2d", {"L": 4}).exact_log_partition(b)) for b in th.beta.values])
+    assert np.all(np.abs((th.log_Z.values - exact) / th.log_Z_stderr.values) < 4.5)
+    assert {"U", "U_stderr", "C", "C_stderr", "S", "F"} <= set(th.data_vars)
 
 
 # ------------------------------------------------------------------------------------------ resume after SIGKILL

@@ -137,7 +137,7 @@ def test_jit_and_vmap_over_stacked_perceptrons_do_not_recompile():
                             for s in range(3)]) for r in range(2)]
     a = energies(stacks[0], w)
     energies(stacks[1], w)
-    energies(stacks[0].replace(kappa=jnp.full(3, 0.5)), w)
+    energies(stacks[0].replace(kappa=jnp.full(3, 0.5, jnp.float32)), w)
     assert len(traces) == 1 and a.shape == (3, 9)
     single = BinaryPerceptron(*data.gardner_patterns(jax.random.key(1), 6, 9))
     np.testing.assert_array_equal(a[1], single.delta_energy_all(w))

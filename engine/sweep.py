@@ -404,5 +404,5 @@ def describe_plan(plan: SweepPlan, first_models: list | None = None, mesh=None) 
         static = ", ".join(f"{k}={v}" for k, v in g.static.items()) or "(no static axes)"
         lines.append(f"  #{i}: {static} — method {pt['estimator']['method']}, {g.flat.shape[0]} model variant(s) × "
                      f"{g.flat.shape[1]} point(s) = {g.flat.size} points in {len(units(g))} unit(s) of "
-                     f"≤ {g.m_chunk}×{g.t_chunk}; ≈ {nbytes / 2**20:.3g} MiB/device per unit [{how}]")
+                     f"≤ {g.m_chunk}×{g.t_chunk}; ≈ {nbytes / 2**20:.3g} MiB/device (one unit at a time) [{how}]")
     return "\n".join(lines)

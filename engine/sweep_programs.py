@@ -86,7 +86,8 @@ def _lane(spec: EnsembleSpec, model, beta, step0, pid, c) -> _LaneOut:
         def warm(carry, t):
             st, ad = carry
             st, info = sampler.step(jax.random.fold_in(k_warm, t), st, beta, adaptation.step_size(ad))
-            return (st, adaptation.update(ad, info.acceptance_probability, sampler.target_acceptance)), None
+            target = jnp.asarray(sampler.target_acceptance, dtype)  # an array: update's value check is for hosts
+            return (st, adaptation.update(ad, info.acceptance_probability, target)), None
 
         (state, ad), _ = jax.lax.scan(warm, (state, adaptation.init(eps0)), jnp.arange(spec.n_warmup))
         eps = adaptation.final_step_size(ad).astype(dtype)

@@ -265,8 +265,9 @@ def _pt_step(carry: _Carry, t, *, sampler, model, betas, step_size, key, adapt_o
     hist = st.overlap
     if hist is not None:
         q = obs.overlap(state.position[0], state.position[1])  # [R, chains]
-        upd = jax.vmap(jax.vmap(obs.histogram_update, in_axes=(obs.Histogram(0, None, None, 0), 0)),
-                       in_axes=(obs.Histogram(0, None, None, 0), 0))
+        axes = obs.Histogram(0, None, None, 0)
+        upd = jax.vmap(jax.vmap(obs.histogram_update, in_axes=(axes, 0), out_axes=axes), in_axes=(axes, 0),
+                       out_axes=axes)
         hist = upd(hist, q)
     half = (0.5 * (betas[1:] - betas[:-1])).astype(energy.dtype)[None, :, None]
     stats = _Stats(

@@ -336,3 +336,18 @@ def test_thermo_json(capsys):
     assert res["method"] == "ti" and res["out"] is None
     np.testing.assert_allclose(res["data"]["beta"], np.linspace(0, 0.4, 5))
     assert len(res["data"]["log_Z"]) == 5 and len(res["data"]["log_Z_exact"]) == 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["bench-ising", "bench-hmc"])
+def test_reproduce_benchmarks_tiny(capsys, tmp_path, name):
+    code, out, err = run_cli(capsys, "reproduce", name, "--size", "tiny", "--out", tmp_path, "--quiet")
+    assert code == 0, err  # the benchmarks' correctness rows (energy vs exact, implementations agree) pass
+    folder = tmp_path / name
+    stem = name.replace("-", "_")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"{stem}.json", "results.csv", "results.md", "results.nc", "results.png"])
+    summary = json.loads((folder / f"{stem}.json").read_text())
+    assert summary["size"] == "tiny" and summary["rows"]
+    measured = [r["measured"] for r in summary["rows"] if r["pass"] is None and r["method"] != "ratio"]
+    assert measured and all(m > 0 for m in measured)

@@ -74,11 +74,11 @@ def kernel_fns(kernel, energy, log_prior, num_integration_steps=5):
     return init, step
 
 
-def run_chains(init, step, x0, betas, step_sizes, n_steps, seed, inverse_mass=None):
+def run_chains(init, step, x0, betas, step_sizes, n_steps, seed, inverse_mass=None, last_only=False):
     """Run ``x0.shape[0]`` independent chains (per-chain β, step size, inverse mass) for ``n_steps``, jitted once.
 
-    Keys are ``fold_in(fold_in(key(seed), chain), t)``. Returns numpy (positions [chains, n_steps, dim], mean
-    acceptance probability [chains], number of divergent steps [chains]).
+    Keys are ``fold_in(fold_in(key(seed), chain), t)``. Returns numpy (positions [chains, n_steps, dim] or the
+    final ones [chains, dim] if ``last_only``, mean acceptance probability [chains], divergent steps [chains]).
     """
     if inverse_mass is None:
         inverse_mass = jnp.ones(x0.shape[0], x0.dtype)
@@ -93,11 +93,13 @@ def run_chains(init, step, x0, betas, step_sizes, n_steps, seed, inverse_mass=No
             def body(carry, t):
                 st, acc, div = carry
                 st, info = step(jax.random.fold_in(key_c, t), st, beta, eps, im)
-                return (st, acc + info.acceptance_probability, div + info.is_divergent), st.position
+                return (st, acc + info.acceptance_probability, div + info.is_divergent), (
+                    None if last_only else st.position
+                )
 
             zero = jnp.zeros((), x.dtype)
-            (_, acc, div), xs = jax.lax.scan(body, (init(x), zero, jnp.int32(0)), jnp.arange(n_steps))
-            return xs, acc / n_steps, div
+            (st, acc, div), xs = jax.lax.scan(body, (init(x), zero, jnp.int32(0)), jnp.arange(n_steps))
+            return st.position if last_only else xs, acc / n_steps, div
 
         return jax.vmap(one_chain)(jnp.arange(x0.shape[0]), x0, betas, step_sizes, inverse_mass)
 
@@ -215,8 +217,8 @@ def _final_draws(kernel, step_size, beta, seed):
     # with a fixed step are stuck (MALA/HMC are not geometrically ergodic for such tails).
     x0 = jax.random.uniform(jax.random.key(200 + seed), (KS_CHAINS, 1), minval=-1.5, maxval=1.5)
     ones = jnp.ones(KS_CHAINS)
-    xs, acc, div = run_chains(init, step, x0, beta * ones, step_size * ones, KS_STEPS, seed)
-    return xs[:, -1, 0], acc, div
+    xs, acc, div = run_chains(init, step, x0, beta * ones, step_size * ones, KS_STEPS, seed, last_only=True)
+    return xs[:, 0], acc, div
 
 
 @pytest.mark.parametrize("case", list(KS_CASES))
@@ -224,7 +226,8 @@ def test_kolmogorov_smirnov_double_well(case):
     """Final draws of 2000 independent chains (one draw each) follow the exact double-well distribution."""
     kernel, step_size = KS_CASES[case]
     draws, acc, div = _final_draws(kernel, step_size, KS_BETA, seed=3)
-    assert div.sum() == 0
+    # HMC can meet a (rejected, flagged) divergence in the stiff quartic tails: rejections keep the law exact.
+    assert div.sum() <= 1e-3 * div.size * KS_STEPS
     assert 0.2 < acc.mean() < 0.99
     cdf = DoubleWell().cdf(KS_BETA)
     p = stats.kstest(draws, cdf).pvalue
@@ -234,44 +237,45 @@ def test_kolmogorov_smirnov_double_well(case):
 
 
 # ------------------------------------------------------------------------- unadjusted kernels: equipartition
-def _stationary_draws(init, step, x0, beta, step_size, n_steps, seed):
-    """Final positions [chains, dim] of chains started at ``x0`` after ``n_steps`` steps."""
-    n = x0.shape[0]
-    xs, acc, div = run_chains(
-        init, step, x0, jnp.full(n, beta, x0.dtype), jnp.full(n, step_size, x0.dtype), n_steps, seed
-    )
-    assert div.sum() == 0 and np.all(acc == 1.0)
-    return xs[:, -1]
-
-
 def _variance_z(draws, mean, exact_var):
     """z-score of the sample variance about the known mean of Gaussian draws [n] (stderr var·√(2/n))."""
     v = np.mean((draws - mean) ** 2)
     return (v - exact_var) / (exact_var * math.sqrt(2.0 / draws.size)), v
 
 
+def _final_positions(init, step, x0, beta, step_sizes, n_steps, seed):
+    """One jitted run of len(step_sizes) × x0.shape[0] chains (a block of chains per step size, each block
+    started at x0); returns the final positions [n_step_sizes, chains, dim]."""
+    n, k = x0.shape[0], len(step_sizes)
+    eps = jnp.asarray(np.repeat(step_sizes, n), x0.dtype)
+    xs, acc, div = run_chains(
+        init, step, jnp.tile(x0, (k, 1)), jnp.full(n * k, beta, x0.dtype), eps, n_steps, seed, last_only=True
+    )
+    assert div.sum() == 0 and np.all(acc == 1.0)
+    return xs.reshape(k, n, -1)
+
+
 ULA_TARGET = Gaussian(k=[0.5, 3.5], c=[1.0, -1.0], s=math.sqrt(2.0))  # β = 1: λ = [1, 4]
-ULA_CHAINS = 6000
+ULA_CHAINS = 4000
 
 
 def test_langevin_equipartition_bias_shrinks_with_step():
     """ULA on a Gaussian: the sampled temperature is exactly 1/(1 − hλ/4) too high (the stationary law of the
-    discretised dynamics), and this bias shrinks ∝ h. Each coordinate's variance is compared with the
-    discrete-time formula by z-score, the bias at the largest step is significant, and it shrinks with h."""
-    beta = 1.0
+    discretised dynamics), and this bias shrinks ∝ h. Each coordinate's mean and variance are compared with the
+    discrete-time values by z-score, the bias at the largest step is significant, and it shrinks with h."""
+    beta, steps = 1.0, np.array([0.2, 0.1, 0.05])  # hλ_max = 0.8, 0.4, 0.2
     lam, m = ULA_TARGET.precision(beta), ULA_TARGET.mean(beta)
     energy, log_prior = ULA_TARGET.fns()
     init, step = kernel_fns(langevin, energy, log_prior)
     # Start at exact target draws; (1 − hλ_min/2)^(2·300) < e^-15 for the smallest h: stationary by the end.
     x0 = jnp.asarray(m + jax.random.normal(jax.random.key(7), (ULA_CHAINS, 2)) / np.sqrt(lam), jnp.float32)
+    final = _final_positions(init, step, x0, beta, steps, 300, seed=11)
     zs, excess, excess_se = [], [], []
-    for h in (0.2, 0.1, 0.05):  # hλ_max = 0.8, 0.4, 0.2
-        draws = _stationary_draws(init, step, x0, beta, h, 300, seed=11)
+    for h, draws in zip(steps, final):
         for i in range(2):
-            z_mean = (draws[:, i].mean() - m[i]) / math.sqrt(1.0 / (lam[i] * (1 - h * lam[i] / 4)) / ULA_CHAINS)
             ula_var = 1.0 / (lam[i] * (1.0 - h * lam[i] / 4.0))
             z_var, v = _variance_z(draws[:, i], m[i], ula_var)
-            zs += [z_mean, z_var]
+            zs += [(draws[:, i].mean() - m[i]) / math.sqrt(ula_var / ULA_CHAINS), z_var]
             if i == 1:  # the stiff coordinate, where the bias is largest
                 excess.append(lam[i] * v - 1.0)  # T_sampled / T − 1
                 excess_se.append(lam[i] * ula_var * math.sqrt(2.0 / ULA_CHAINS))
@@ -279,7 +283,7 @@ def test_langevin_equipartition_bias_shrinks_with_step():
     excess, excess_se = np.array(excess), np.array(excess_se)
     assert excess[0] / excess_se[0] > 5.0  # the O(h) bias is resolved at the largest step...
     assert excess[0] - excess[2] > 5.0 * math.hypot(excess_se[0], excess_se[2])  # ...and shrinks with h
-    assert excess[2] < excess[1] + 3.0 * math.hypot(excess_se[1], excess_se[2])
+    assert excess[1] < excess[0] and excess[2] < excess[1] + 3.0 * math.hypot(excess_se[1], excess_se[2])
 
 
 class Regression1d:
@@ -297,52 +301,51 @@ class Regression1d:
 
         return minibatch_energy, (lambda x: -0.5 * jnp.sum(x**2) / self.s**2)
 
-    def sgld_moments(self, beta, h, batch_size):
-        """Exact stationary mean and variance of SGLD (cached-minibatch update, idx without replacement).
+    def sgld_moments(self, beta, h, batch_size, replace=False):
+        """Exact stationary mean, variance of SGLD (cached-minibatch update) and the posterior precision λ.
 
         x' = (1 − a) x + (hβ/2) S + √h ξ with a = hλ/2 and S = (P/B) Σ_{μ∈idx} y_μ, whose variance for B of P
-        drawn without replacement is P² σ_y² (P − B) / (B (P − 1)) (σ_y² the population variance).
+        drawn without replacement is P² σ_y² (P − B) / (B (P − 1)) (σ_y² the population variance; with
+        replacement it would be P² σ_y² / B).
         """
         P, B = self.n_data, batch_size
         lam = beta * P + 1.0 / self.s**2
-        var_s = P**2 * self.y.var() * (P - B) / (B * (P - 1))
+        var_s = P**2 * self.y.var() / B * (1.0 if replace else (P - B) / (P - 1))
         a = h * lam / 2.0
         return beta * P * self.y.mean() / lam, (h + (h * beta / 2.0) ** 2 * var_s) / (2 * a - a * a), lam
 
 
 def test_sgld_stationary_variance_and_bias_shrinks_with_step():
-    """SGLD on a 1-d regression posterior: the stationary variance matches the exact value of the discretised,
-    minibatch-noised dynamics (which is sensitive to drawing indices *without* replacement), B = P reduces to
+    """SGLD on a 1-d regression posterior: the stationary mean and variance match the exact values of the
+    discretised, minibatch-noised dynamics (sensitive to drawing indices *without* replacement), B = P reduces to
     ULA, and the excess temperature over the true posterior shrinks with h."""
     model, beta, B = Regression1d(n_data=20), 0.5, 10
     mb_energy, log_prior = model.fns()
-    _, _, lam = model.sgld_moments(beta, 1.0, B)
+    mean0, _, lam = model.sgld_moments(beta, 1.0, B)
+    steps = np.array([0.4, 0.2, 0.1]) / lam  # hλ
 
     def init(x):
         return sgld.init(x, mb_energy, log_prior, n_data=model.n_data)
 
-    x0 = jnp.asarray(
-        model.sgld_moments(beta, 1.0, B)[0] + jax.random.normal(jax.random.key(8), (ULA_CHAINS, 1)) / np.sqrt(lam),
-        jnp.float32,
-    )
+    x0 = jnp.asarray(mean0 + jax.random.normal(jax.random.key(8), (ULA_CHAINS, 1)) / np.sqrt(lam), jnp.float32)
     zs, excess, excess_se = [], [], []
-    for h_lam, batch in ((0.4, B), (0.2, B), (0.1, B), (0.4, model.n_data)):
-        h = h_lam / lam
+    for batch in (B, model.n_data):
 
         def step(key, st, b, eps, _, batch=batch):
             return sgld.step(key, st, mb_energy, b, log_prior, eps, model.n_data, batch)
 
-        draws = _stationary_draws(init, step, x0, beta, h, 200, seed=12)[:, 0]  # (1 − hλ/2)^400 < e^-20
-        mean, var, _ = model.sgld_moments(beta, h, batch)
-        zs += [(draws.mean() - mean) / math.sqrt(var / draws.size), _variance_z(draws, mean, var)[0]]
-        if batch == B:
-            v = np.mean((draws - mean) ** 2)
-            excess.append(lam * v - 1.0)
-            excess_se.append(lam * var * math.sqrt(2.0 / draws.size))
-            # with-replacement minibatches would give a much larger variance: the test can tell them apart
-            var_with = (h + (h * beta / 2) ** 2 * model.n_data**2 * model.y.var() / batch) / (h * lam - (h * lam) ** 2 / 4)
-            if h_lam == 0.4:
-                assert abs(_variance_z(draws, mean, var_with)[0]) > 6.0
+        hs = steps if batch == B else steps[:1]
+        final = _final_positions(init, step, x0, beta, hs, 150, seed=12)  # (1 − hλ/2)^300 < e^-15
+        for h, draws in zip(hs, final[..., 0]):
+            mean, var, _ = model.sgld_moments(beta, h, batch)
+            z_var, v = _variance_z(draws, mean, var)
+            zs += [(draws.mean() - mean) / math.sqrt(var / draws.size), z_var]
+            if batch == B:
+                excess.append(lam * v - 1.0)
+                excess_se.append(lam * var * math.sqrt(2.0 / draws.size))
+                if h == hs[0]:  # power: with-replacement minibatches would be told apart
+                    var_with = model.sgld_moments(beta, h, batch, replace=True)[1]
+                    assert abs(_variance_z(draws, mean, var_with)[0]) > 6.0
     assert bonferroni_p(zs) > P_MIN, np.round(zs, 2)
     excess, excess_se = np.array(excess), np.array(excess_se)
     assert excess[0] / excess_se[0] > 5.0  # the bias is resolved at the largest step...
@@ -534,30 +537,34 @@ def test_jit_vmap_dtype_determinism(name, dtype):
         s, _ = step(k1, s, beta)
         return step(k2, s, beta)
 
-    eager = [two_steps(keys[i], x[i]) for i in range(n)]
+    eager = two_steps(keys[0], x[0])  # un-jitted (slow: op by op), one chain
     jitted = jax.jit(two_steps)
     vmapped = jax.jit(jax.vmap(two_steps))(keys, x)
     rtol = 1e-5 if dtype == jnp.float32 else 1e-12
+
+    def close(a, b):
+        for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(np.asarray(u, float), np.asarray(v, float), rtol=rtol, atol=rtol)
+
+    close(jitted(keys[0], x[0]), eager)
     for i in range(n):
-        st, info = eager[i]
-        jt = jitted(keys[i], x[i])
-        for leaf_e, leaf_j, leaf_v in zip(jax.tree.leaves(eager[i]), jax.tree.leaves(jt),
-                                          jax.tree.leaves(jax.tree.map(lambda a: a[i], vmapped))):
-            np.testing.assert_allclose(np.asarray(leaf_j, float), np.asarray(leaf_e, float), rtol=rtol, atol=rtol)
-            np.testing.assert_allclose(np.asarray(leaf_v, float), np.asarray(leaf_e, float), rtol=rtol, atol=rtol)
-        for leaf in jax.tree.leaves(st):
-            assert leaf.dtype == dtype
-        assert info.is_accepted.dtype == jnp.bool_ and info.is_divergent.dtype == jnp.bool_
-        assert st.position.shape == (GAUSS.dim,) and st.energy.shape == ()
+        close(jax.tree.map(lambda a: a[i], vmapped), jitted(keys[i], x[i]))
+    st, info = eager
+    for leaf in jax.tree.leaves(st):
+        assert leaf.dtype == dtype
+    for leaf in jax.tree.leaves(vmapped[0]):
+        assert leaf.dtype == dtype and leaf.shape[0] == n
+    assert info.is_accepted.dtype == jnp.bool_ and info.is_divergent.dtype == jnp.bool_
+    assert st.position.shape == (GAUSS.dim,) and st.energy.shape == ()
     # same key -> bitwise the same output, eagerly and jitted
-    for a, b in zip(jax.tree.leaves(two_steps(keys[0], x[0])), jax.tree.leaves(eager[0])):
+    for a, b in zip(jax.tree.leaves(two_steps(keys[0], x[0])), jax.tree.leaves(eager)):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     for a, b in zip(jax.tree.leaves(jitted(keys[0], x[0])), jax.tree.leaves(jitted(keys[0], x[0]))):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     # a legacy uint32 key works too, and a different key gives a different move
-    s0 = init(x[0])
-    assert step(jax.random.PRNGKey(0), s0, beta)[0].position.dtype == dtype
-    assert not np.array_equal(step(keys[0], s0, beta)[0].position, step(keys[1], s0, beta)[0].position)
+    s0, step_jit = init(x[0]), jax.jit(step)
+    assert step_jit(jax.random.PRNGKey(0), s0, beta)[0].position.dtype == dtype
+    assert not np.array_equal(step_jit(keys[0], s0, beta)[0].position, step_jit(keys[1], s0, beta)[0].position)
 
 
 def test_python_scalars_and_scan_carry_types(x64):

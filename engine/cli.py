@@ -11,7 +11,6 @@ with code 2, without a traceback; ``reproduce`` exits 1 when a check fails. Outp
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 import time
@@ -36,6 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
 
 def _opt(flag: str, help: str, *, show_default: bool = False, short: str | None = None):
     """A typer option whose help text may contain shapes like [P, N] (escaped from rich markup)."""
@@ -99,7 +99,7 @@ class _Progress:
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                                  console=_console(stderr=True), transient=True)
             self._bar.__enter__()
-            self._task = self._bar.add_task("starting", total=1.0)
+            self._task = self._bar.add_task("compiling and sampling", total=1.0)
         return self
 
     def __call__(self, description: str, fraction: float) -> None:
@@ -366,14 +366,6 @@ def exact_log_partition(model: Any, beta: float) -> float | None:
         return None
 
 
-def _accepted(fn, options: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``options`` that ``fn`` declares (everything if it takes ``**kwargs``)."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return dict(options)
-    return {k: v for k, v in options.items() if k in params}
-
-
 # Which CLI run options each method understands, and the estimator keyword they map to.
 _METHOD_OPTIONS = {
     "ais": {"n_chains": "n_chains", "n_steps": "n_temperatures"},
@@ -432,7 +424,6 @@ def run_thermodynamics(model: Any, betas, *, method: str, seed: int, kernel: str
     options = {"kernel": kernel, **run_options}
     if progress is not None:
         options["progress"] = lambda done, total: progress(f"{method.upper()} sampling", done / max(total, 1))
-    options = _accepted(thermodynamics, options) | {k: v for k, v in options.items() if k in run_options}
     return thermodynamics(model, betas, key=jax.random.key(seed), method=method, **options)
 
 
@@ -501,7 +492,7 @@ def _parse_betas(betas: str | None, beta_min: float | None, beta_max: float | No
     import numpy as np
 
     if betas is not None:
-        if any(v is not None for v in (beta_min, beta_max)):
+        if any(v is not None for v in (beta_min, beta_max, n_betas)):
             raise ValueError("give either --betas or --beta-min/--beta-max/--n-betas, not both")
         try:
             values = [float(b) for b in betas.split(",") if b.strip()]

@@ -174,11 +174,12 @@ def make_sampler(model: Any, kernel: str = "auto", **options) -> Sampler:
             raise ValueError(f"num_integration_steps must be a positive int, got {n_int!r}")
         inverse_mass = options.get("inverse_mass", 1.0)
         jitter = options.get("step_size_jitter", 0.2)
-        if not isinstance(jitter, (int, float)) or not 0.0 <= jitter < 1.0:
+        if isinstance(jitter, bool) or (isinstance(jitter, (int, float)) and not 0.0 <= jitter < 1.0):
             raise ValueError(f"step_size_jitter must be a number in [0, 1), got {jitter!r}")
+        use_jitter = not (isinstance(jitter, (int, float)) and jitter == 0)  # arrays/tracers: always applied
 
         def step(key, state, beta, step_size):
-            if jitter:
+            if use_jitter:
                 # Random trajectory length breaks the resonances of fixed-length HMC (Neal 2011, §5.4.2.2); the
                 # jitter is drawn from a key the kernel never sees, independent of the state, so detailed balance
                 # holds for each drawn ε.

@@ -239,7 +239,8 @@ def _pt_step(carry: _Carry, t, *, sampler, model, betas, step_size, key, adapt_o
     adapt_state = carry.adapt
     if use_adapt:
         mean_acc = jnp.mean(jnp.where(jnp.isfinite(acc), acc, 0.0), axis=(0, 2))
-        updated = adaptation.update(adapt_state, mean_acc, sampler.target_acceptance)
+        # a traced target: adaptation.update validates Python-number targets with a host-side bool()
+        updated = adaptation.update(adapt_state, mean_acc, jnp.full_like(mean_acc, sampler.target_acceptance))
         adapt_state = jax.tree.map(lambda u, o: jnp.where(adapt_on, u, o), updated, adapt_state)
 
     # DEO swaps, one permutation per (copy, chain); the replicas' labels and directions travel with them.

@@ -165,7 +165,7 @@ def build_checks(size: str, seed: int) -> tuple[list[Check], dict[str, Callable[
         checks.append(Check(f"RBM {nv}x{nh} log Z, beta=1", "rbm", _rbm(nv, nh, k_rbm), 1.0, method, budget[method]))
     N, P = cfg["perceptron"]
     b = cfg["perceptron_beta"]
-    checks.append(Check(f"perceptron N={N} P={P} log #solutions (beta={b:g})", "perceptron",
+    checks.append(Check(f"perceptron N={N} P={P} log Z(beta={b:g}) ~ log #solutions", "perceptron",
                         _perceptron(N, P, k_perc), b, "ais", budget["ais"]))
     d, Pl = cfg["linear"]
     checks.append(Check(f"Bayesian linear d={d} P={Pl} log evidence", "linear", _linear(d, Pl, k_lin), 1.0, "ais",
@@ -194,11 +194,15 @@ def run_check(check: Check, key, exact_override: Callable[[float], float] | None
     wall = time.perf_counter() - t0
     exact = exact_override(check.beta) if exact_override else exact_log_partition(model, check.beta)
     diag = est.diagnostics
+    extra = {}
+    if callable(getattr(model, "count_solutions", None)):  # binary perceptron: log Z(β → ∞) = log #solutions
+        n_solutions = int(model.count_solutions())
+        extra["log_n_solutions"] = math.log(n_solutions) if n_solutions else -math.inf
     return common.check_row(
         check.quantity, check.method, est.value, est.stderr, exact, wall_s=wall, group=check.group,
         beta=float(check.beta), dim=int(model.dim), log_Z0=float(model.log_reference_partition()),
         unreliable=bool(diag.get("unreliable", False)),
-        ess=float(diag["ess"]) if "ess" in diag else math.nan,
+        ess=float(diag["ess"]) if "ess" in diag else math.nan, **extra,
     )
 
 

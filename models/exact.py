@@ -96,7 +96,7 @@ def _as_beta(beta) -> jax.Array:
 
 def _concrete(x) -> np.ndarray | None:
     """``x`` as a float64 NumPy array when its value is known now (not a tracer, numeric), else ``None``."""
-    if isinstance(x, jax.core.Tracer):
+    if x is None or isinstance(x, jax.core.Tracer):
         return None
     try:
         return np.asarray(x, dtype=np.float64)

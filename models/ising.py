@@ -41,7 +41,7 @@ from flax import struct
 from jax import lax
 
 from .base import DISCRETE, log_reference_binary
-from .exact import ExactUnavailableError, _as_beta, _concrete, _matmul
+from .exact import ExactUnavailableError, _as_beta, _concrete, _float_dtype, _matmul
 
 __all__ = ["Ising2D", "MAX_TRANSFER_WIDTH"]
 
@@ -140,20 +140,19 @@ def _exact_jit(model: "Ising2D", beta: jax.Array) -> jax.Array:
     h = jnp.asarray(model.h, dtype)
     even = L % 2 == 0 and M % 2 == 0
 
-    def kaufman(K, H):
+    def kaufman(beta):
+        K = beta * J
         return _kaufman_log_partition(L, M, jnp.abs(K) if even else K)
 
-    def transfer(K, H):
-        return _transfer_matrix_log_partition(L, M, K, H)
+    def transfer(beta):
+        return jnp.vectorize(lambda b: _transfer_matrix_log_partition(L, M, b * J, b * h))(beta)
 
-    def one(b):
-        K, H = b * J, b * h
-        kaufman_ok = (H == 0) & ((K >= 0) | even)
-        if min(L, M) <= MAX_TRANSFER_WIDTH:
-            return lax.cond(kaufman_ok, kaufman, transfer, K, H)
-        return jnp.where(kaufman_ok, kaufman(K, H), jnp.nan)
-
-    return jnp.vectorize(one)(beta)
+    # Kaufman applies for h = 0 and K ≥ 0 (β ≥ 0 is assumed), or any K on the bipartite torus. The predicate does
+    # not depend on β, so a grid of β takes one branch (only a vmapped model turns the cond into a select).
+    kaufman_ok = (h == 0) & ((J >= 0) | even)
+    if min(L, M) <= MAX_TRANSFER_WIDTH:
+        return lax.cond(kaufman_ok, kaufman, transfer, beta)
+    return jnp.where(kaufman_ok, kaufman(beta), jnp.nan)
 
 
 @struct.dataclass
@@ -241,7 +240,7 @@ class Ising2D:
 
     def sample_reference(self, key: jax.Array) -> jax.Array:
         """A uniform random configuration (the β = 0 ensemble), [L·M]."""
-        return jnp.where(jax.random.bernoulli(key, 0.5, (self.dim,)), 1.0, -1.0).astype(_default_float())
+        return jnp.where(jax.random.bernoulli(key, 0.5, (self.dim,)), 1.0, -1.0).astype(_float_dtype())
 
     def log_reference_partition(self) -> float:
         """log Z(0) = L·M·log 2."""
@@ -257,7 +256,7 @@ class Ising2D:
 
     @property
     def exact_log_partition(self):
-        """``beta [...] -> [...]`` exact log Z(β), jittable with traced β, J and h.
+        """``beta [...] -> [...]`` exact log Z(β) for β ≥ 0, jittable with traced β, J and h.
 
         h = 0 (and J ≥ 0, or L and M even): Kaufman's closed form, any size. Otherwise: transfer matrix when
         min(L, M) ≤ 12. Present only when one of these applies to concrete J, h (so ``has_exact`` is truthful);
@@ -281,7 +280,3 @@ class Ising2D:
             return _exact_jit(self, _as_beta(beta))
 
         return exact_log_partition
-
-
-def _default_float():
-    return jax.dtypes.canonicalize_dtype(jnp.float64)

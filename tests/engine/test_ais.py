@@ -175,3 +175,9 @@ def test_nan_weights_excluded_and_counted():
     est = ais_log_partition(model, 1.0, key=jax.random.key(3), n_chains=128, n_temperatures=20, kernel="rwm")
     assert est.diagnostics["n_excluded"] == n_nan
     assert math.isfinite(est.value) and math.isfinite(est.stderr)
+
+
+def test_float64(x64):
+    model = Ising2D(4)
+    est = ais_log_partition(model, 0.3, key=jax.random.key(1), n_chains=64, n_temperatures=50)
+    assert abs(est.z_score(exact(model, 0.3))) < 3, est

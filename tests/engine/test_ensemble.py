@@ -341,3 +341,11 @@ def test_bad_input(kwargs, match):
     betas = args.pop("betas")
     with pytest.raises(ValueError, match=match):
         run_ensemble(model, betas, **args)
+
+
+def test_dtypes_follow_x64(dtype):
+    """float32 by default, float64 inside enable_x64: statistics and states keep the model's precision."""
+    model = TinyIsing(jnp.asarray(1.0, dtype), 3)
+    r = run_ensemble(model, [0.4], key=jax.random.key(0), n_chains=4, n_steps=20, kernel="heat_bath")
+    assert r.energy.first.mean.dtype == dtype and r.final_state.position.dtype == dtype
+    assert np.isfinite(r.mean_energy().mean).all()

@@ -537,7 +537,6 @@ def test_jit_vmap_dtype_determinism(name, dtype):
         s, _ = step(k1, s, beta)
         return step(k2, s, beta)
 
-    eager = two_steps(keys[0], x[0])  # un-jitted (slow: op by op), one chain
     jitted = jax.jit(two_steps)
     vmapped = jax.jit(jax.vmap(two_steps))(keys, x)
     rtol = 1e-5 if dtype == jnp.float32 else 1e-12
@@ -546,21 +545,23 @@ def test_jit_vmap_dtype_determinism(name, dtype):
         for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
             np.testing.assert_allclose(np.asarray(u, float), np.asarray(v, float), rtol=rtol, atol=rtol)
 
-    close(jitted(keys[0], x[0]), eager)
     for i in range(n):
         close(jax.tree.map(lambda a: a[i], vmapped), jitted(keys[i], x[i]))
-    st, info = eager
+    st, info = jitted(keys[0], x[0])
     for leaf in jax.tree.leaves(st):
         assert leaf.dtype == dtype
     for leaf in jax.tree.leaves(vmapped[0]):
         assert leaf.dtype == dtype and leaf.shape[0] == n
     assert info.is_accepted.dtype == jnp.bool_ and info.is_divergent.dtype == jnp.bool_
     assert st.position.shape == (GAUSS.dim,) and st.energy.shape == ()
-    # same key -> bitwise the same output, eagerly and jitted
-    for a, b in zip(jax.tree.leaves(two_steps(keys[0], x[0])), jax.tree.leaves(eager)):
+    # same key -> bitwise the same output
+    for a, b in zip(jax.tree.leaves(jitted(keys[0], x[0])), jax.tree.leaves((st, info))):
         assert np.array_equal(np.asarray(a), np.asarray(b))
-    for a, b in zip(jax.tree.leaves(jitted(keys[0], x[0])), jax.tree.leaves(jitted(keys[0], x[0]))):
-        assert np.array_equal(np.asarray(a), np.asarray(b))
+    if dtype == jnp.float32:  # un-jitted runs op by op (one small compile per op): checked in one dtype only
+        eager = two_steps(keys[0], x[0])
+        close(eager, (st, info))
+        for a, b in zip(jax.tree.leaves(two_steps(keys[0], x[0])), jax.tree.leaves(eager)):
+            assert np.array_equal(np.asarray(a), np.asarray(b))
     # a legacy uint32 key works too, and a different key gives a different move
     s0, step_jit = init(x[0]), jax.jit(step)
     assert step_jit(jax.random.PRNGKey(0), s0, beta)[0].position.dtype == dtype

@@ -195,20 +195,6 @@ def point_config(plan: SweepPlan, flat: int) -> dict:
     return _point(plan.config, plan.axes, plan.shape, flat)
 
 
-_NOT_HASHED = {"output": None, "estimator": ("compare_exact", "chain_block")}
-
-
-def _point_hash(pt: dict) -> tuple[int, int]:
-    """Two 32-bit words of the SHA-256 of the point's parameters: the point's random streams. Settings that do
-    not change what is sampled (output, ``compare_exact``, ``chain_block``) are left out."""
-    import hashlib
-
-    keep = {sec: {k: v for k, v in body.items() if k not in (_NOT_HASHED.get(sec) or ())}
-            for sec, body in pt.items() if sec != "output"}
-    digest = hashlib.sha256(store.canonical_json(keep).encode()).digest()
-    return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:8], "little")
-
-
 def _model_of(pt: dict):
     params = {k: v for k, v in {**pt["model"], **pt["data"]}.items() if k != "name"}
     name = pt["model"]["name"]

@@ -11,6 +11,7 @@ list, ``{linspace=[a, b, n]}``, ``{logspace=[a, b, n]}`` (10^a … 10^b), ``{geo
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
 import inspect
 import itertools
@@ -23,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from . import factories
+from . import factories, store
 from .validate import check_beta, check_choice, check_nonnegative_int, check_positive_int
 
-__all__ = ["METHODS", "SECTIONS", "load_config", "normalize_config", "method_options", "values"]
+__all__ = ["METHODS", "SECTIONS", "load_config", "normalize_config", "method_options", "values", "point_hash"]
 
 METHODS = ("ensemble", "ais", "pt", "ti", "exact", "thermodynamics")
 SECTIONS = ("model", "data", "sampler", "estimator", "sweep", "output")
@@ -218,3 +219,15 @@ def _filter(method: str, opts: dict, allowed: set, several: bool) -> dict:
         raise ValueError(f"unknown key(s) {', '.join(map(repr, bad))} in [estimator] for method {method!r}; "
                          f"valid: {', '.join(sorted(allowed | {'method', 'seed', 'compare_exact'}))}")
     return {k: v for k, v in opts.items() if k in allowed}
+
+
+_NOT_HASHED = {"output": None, "estimator": ("compare_exact", "chain_block")}
+
+
+def point_hash(pt: dict) -> tuple[int, int]:
+    """Two 32-bit words of the SHA-256 of the point's parameters: the point's random streams. Settings that do
+    not change what is sampled (output, ``compare_exact``, ``chain_block``) are left out."""
+    keep = {sec: {k: v for k, v in body.items() if k not in (_NOT_HASHED.get(sec) or ())}
+            for sec, body in pt.items() if sec != "output"}
+    digest = hashlib.sha256(store.canonical_json(keep).encode()).digest()
+    return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:8], "little")

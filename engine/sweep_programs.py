@@ -34,6 +34,7 @@ from . import factories, sharding
 from . import observables as obs
 from .diagnostics import ess_from_moments, split_rhat_from_moments, summarise
 from .samplers import make_sampler, resolve_kernel
+from .sweep_config import method_options, point_hash
 
 __all__ = ["TRACE_COUNTS", "EnsembleSpec", "ensemble_program", "run_ensemble_unit", "run_looped_unit",
            "memory_estimate", "INT_VARS"]
@@ -178,7 +179,7 @@ def _exact(model, beta: float, what: str) -> tuple[float, ...]:
 
 # ----------------------------------------------------------------------------------------------- ensemble
 def _binder(m2: np.ndarray, m4: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """U₄ = 1 − ⟨m⁴⟩/(3⟨m²⟩²) over the good chains, and its jackknife standard error (leave one chain out)."""
+    """U₄ = 1 − ⟨m⁴⟩/(3⟨m²⟩²) over the good chains and its jackknife standard error (leave one chain out)."""
     n = ok.sum(-1)
     s2 = np.where(ok, m2, 0.0).sum(-1)
     s4 = np.where(ok, m4, 0.0).sum(-1)
@@ -257,9 +258,7 @@ def run_ensemble_unit(pts: list[list[dict]], m_chunk: int, t_chunk: int, build, 
     row = pts[0]
     betas = np.array([float(row[t]["sweep"]["beta"]) for t in ti], np.float32)
     steps = np.array([float(row[t]["sampler"].get("step_size", np.nan)) for t in ti], np.float32)
-    from .sweep import _point_hash  # the key of every lane comes from its point's parameters
-
-    pids = np.array([[_point_hash(pts[m][t]) for t in ti] for m in mi], np.uint32)
+    pids = np.array([[point_hash(pts[m][t]) for t in ti] for m in mi], np.uint32)
     args = sharding.replicate((stacked, jnp.asarray(betas), jnp.asarray(steps), jnp.asarray(pids)), mesh)
     out = ensemble_program(spec, mesh, block)(*args, sharding.chain_indices(n_chains, mesh, block))
     out = jax.tree.map(lambda a: np.moveaxis(np.asarray(a)[:n_chains], 0, 2)[:M, :T].astype(
@@ -289,8 +288,6 @@ def run_looped_unit(pts: list[list[dict]], build) -> dict[str, np.ndarray]:
         excluded chains, swap rates, ...); with ``compare_exact``: ``log_Z_exact`` and ``z_score``.
         ``thermodynamics``: its U, F, S, C, log_Z with ``*_stderr`` and diagnostics per β.
     """
-    from .sweep import _point_hash
-    from .sweep_config import method_options as _method_options
 
     M, T = len(pts), len(pts[0])
     rows: list[list[dict]] = [[{} for _ in range(T)] for _ in range(M)]
@@ -310,8 +307,8 @@ def run_looped_unit(pts: list[list[dict]], build) -> dict[str, np.ndarray]:
                                      "enumerable)")
                 rows[m][t] = {"log_Z": value, "log_Z_stderr": 0.0}
                 continue
-            fn, opts = _method_options(pt["estimator"]["method"], pt["estimator"], pt["sampler"], several=True, resolve=True)
-            h0, h1 = _point_hash(pt)
+            fn, opts = method_options(method, pt["estimator"], pt["sampler"], several=True, resolve=True)
+            h0, h1 = point_hash(pt)
             key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), h0), h1)
             est = fn(model, beta, key=key, **opts)
             r = {"log_Z": float(est.value), "log_Z_stderr": float(est.stderr)}
@@ -327,17 +324,15 @@ def run_looped_unit(pts: list[list[dict]], build) -> dict[str, np.ndarray]:
 
 def _thermo_rows(model, row: list[dict], out: list[dict]) -> None:
     """``engine.api.thermodynamics`` once per (model, non-β point values) with all of the row's βs."""
-    from .sweep import _point_hash
-    from .sweep_config import method_options as _method_options
 
     by_rest: dict[str, list[int]] = {}
     for t, pt in enumerate(row):
         rest = {**pt, "sweep": {k: v for k, v in pt["sweep"].items() if k != "beta"}}
-        by_rest.setdefault(repr(_point_hash(rest)), []).append(t)
+        by_rest.setdefault(repr(point_hash(rest)), []).append(t)
     for ts in by_rest.values():
         pt = row[ts[0]]
-        fn, opts = _method_options("thermodynamics", pt["estimator"], pt["sampler"], several=True, resolve=True)
-        h0, h1 = _point_hash({**pt, "sweep": {k: v for k, v in pt["sweep"].items() if k != "beta"}})
+        fn, opts = method_options("thermodynamics", pt["estimator"], pt["sampler"], several=True, resolve=True)
+        h0, h1 = point_hash({**pt, "sweep": {k: v for k, v in pt["sweep"].items() if k != "beta"}})
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), h0), h1)
         ds = fn(model, np.array([float(row[t]["sweep"]["beta"]) for t in ts]), key=key, **opts)
         for j, t in enumerate(ts):
@@ -367,7 +362,8 @@ def memory_estimate(pt: dict, model, m_chunk: int, t_chunk: int, n_devices: int)
         acc_b = 4 * (2 * (1 + 2 * k) + 8)
         lanes = m_chunk * t_chunk * -(-n_chains // n_devices)
         return lanes * (2 * state_b + acc_b) + m_chunk * model_b, (
-            f"{lanes} lanes/device × (2 × {state_b} B state + {acc_b} B accumulators) + {m_chunk} × {model_b} B model")
+            f"{lanes} lanes/device × (2 × {state_b} B state + {acc_b} B accumulators) + "
+            f"{m_chunk} × {model_b} B model")
     if method == "exact":
         return 4096 * (model.dim * 4 + 16) + model_b, "enumeration in chunks of 4096 states"
     reps = int(pt["estimator"].get("n_replicas") or pt["estimator"].get("n_betas") or 1)

@@ -11,9 +11,10 @@ uses the frozen ladder and the frozen (dual-averaged, per-slot) step sizes.
 
 Layout: per-replica arrays are ``[C, R, chains, ...]`` inside, where C = ``n_copies`` ∈ {1, 2} independent PT
 systems sharing one ladder (two copies give replica overlaps q_ab = x_a·x_b/dim); ``TemperingResult`` drops the
-C axis when ``n_copies == 1`` (so positions are ``[R, chains, dim]``). The key of kernel step t, sweep s, copy a,
-slot k, chain c is ``fold_in`` of (t, 0, s, a, k, c) and of swap round t, copy a, chain c of (t, 1, a, c): results
-do not depend on ``chunk_size``. One jitted chunk function (``lax.scan``, masked tail) serves warmup rounds and
+C axis when ``n_copies == 1`` (so positions are ``[R, chains, dim]``). Keys come from global indices only: kernel
+step t, sweep s of copy a, slot k, chain c uses ``fold_in`` by t, 0, s and then (a·R + k)·chains + c; the swap round
+of step t in copy a, chain c uses t, 1 and then a·chains + c; initial states use the replica index under
+``fold_in(key, 1)``. Results therefore do not depend on ``chunk_size``. One jitted chunk function (``lax.scan``, masked tail) serves warmup rounds and
 production; β, step sizes, keys and model arrays are traced, so a new ladder or seed never recompiles.
 
 References: R. H. Swendsen & J.-S. Wang, PRL 57, 2607 (1986); K. Hukushima & K. Nemoto, J. Phys. Soc. Jpn. 65,
@@ -218,7 +219,10 @@ def _stats_init(shape_cr, n_chains, dtype, has_mag, n_bins) -> _Stats:
 
 def _pt_step(carry: _Carry, t, *, sampler, model, betas, step_size, key, adapt_on, sweeps_per_swap):
     C, R, n_chains = carry.labels.shape
-    a_idx, k_idx, c_idx = jnp.meshgrid(jnp.arange(C), jnp.arange(R), jnp.arange(n_chains), indexing="ij")
+    replica_idx = jnp.arange(C * R * n_chains, dtype=jnp.uint32).reshape(C, R, n_chains)  # (a·R + k)·chains + c
+    system_idx = jnp.arange(C * n_chains, dtype=jnp.uint32).reshape(C, n_chains)  # a·chains + c
+    key_t = jax.random.fold_in(key, t)
+    per_element = jax.vmap(jax.random.fold_in, in_axes=(None, 0))
     beta_grid = jnp.broadcast_to(betas[None, :, None], (C, R, n_chains))
     use_adapt = carry.adapt is not None
     eps = jnp.where(adapt_on, adaptation.step_size(carry.adapt), step_size) if use_adapt else step_size
@@ -227,7 +231,8 @@ def _pt_step(carry: _Carry, t, *, sampler, model, betas, step_size, key, adapt_o
 
     def sweep(s, inner):
         state, acc, n_div = inner
-        keys = jax.vmap(jax.vmap(jax.vmap(lambda a, k, c: _fold(key, t, 0, s, a, k, c))))(a_idx, k_idx, c_idx)
+        base = _fold(key_t, 0, s)
+        keys = per_element(base, replica_idx.reshape(-1)).reshape(C, R, n_chains)
         state, info = step_all(keys, state, beta_grid, eps_grid)
         return state, acc + info.acceptance_probability, n_div + info.is_divergent.astype(jnp.int32)
 
@@ -245,7 +250,7 @@ def _pt_step(carry: _Carry, t, *, sampler, model, betas, step_size, key, adapt_o
 
     # DEO swaps, one permutation per (copy, chain); the replicas' labels and directions travel with them.
     parity = jnp.mod(t, 2)
-    swap_keys = jax.vmap(jax.vmap(lambda a, c: _fold(key, t, 1, a, c)))(a_idx[:, 0], c_idx[:, 0])
+    swap_keys = per_element(jax.random.fold_in(key_t, 1), system_idx.reshape(-1)).reshape(C, n_chains)
     swap = jax.vmap(jax.vmap(replica_exchange.swap_permutation, in_axes=(0, 1, None, None), out_axes=(1, 1)),
                     in_axes=(0, 0, None, None))
     perm, sinfo = swap(swap_keys, state.energy, betas, parity)
@@ -299,9 +304,10 @@ def _run_chunk(carry, model, betas, step_size, key, t0, n_valid, adapt_on, array
 def _init_state(model, key, array_options, *, kernel, static_options, shape):
     C, R, n_chains = shape
     sampler = make_sampler(model, kernel, **dict(static_options), **array_options)
-    a, k, c = jnp.meshgrid(jnp.arange(C), jnp.arange(R), jnp.arange(n_chains), indexing="ij")
-    x = jax.vmap(jax.vmap(jax.vmap(lambda a, k, c: model.sample_reference(_fold(key, a, k, c)))))(a, k, c)
-    return jax.vmap(jax.vmap(jax.vmap(sampler.init)))(x)
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(C * R * n_chains, dtype=jnp.uint32))
+    x = jax.vmap(model.sample_reference)(keys)
+    states = jax.vmap(sampler.init)(x)
+    return jax.tree.map(lambda leaf: leaf.reshape((C, R, n_chains) + leaf.shape[1:]), states)
 
 
 # ------------------------------------------------------------------------------------------------ driver

@@ -119,31 +119,37 @@ def test_pt_log_partition_bad_beta():
 
 
 # ---------------------------------------------------------------------------------------------- mechanics
+# Runs share shapes (model, R, chains, copies) and the default chunk size where they can, so the compiled chunk
+# function is reused across tests.
+ISING4 = dict(n_chains=24)
+ISING4_LADDER = (0.1, 0.7, 6)
+
+
 def test_chunk_size_independent_and_no_recompile():
     m = Ising2D(4)
-    kw = dict(key=jax.random.key(3), n_chains=3, n_steps=30, n_warmup=40, n_copies=2)
-    a = run_tempering(m, (0.1, 0.6, 4), chunk_size=7, **kw)
-    b = run_tempering(m, (0.1, 0.6, 4), chunk_size=16, **kw)
-    for f in ("positions", "labels", "round_trips", "swap_acceptance", "overlap_counts"):
+    kw = dict(key=jax.random.key(3), n_steps=30, n_warmup=40, **ISING4)
+    a = run_tempering(m, ISING4_LADDER, chunk_size=7, **kw)
+    b = run_tempering(m, ISING4_LADDER, **kw)
+    for f in ("positions", "labels", "round_trips", "swap_acceptance", "acceptance"):
         np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)), err_msg=f)
     np.testing.assert_array_equal(np.asarray(a.energy.mean), np.asarray(b.energy.mean))
+    np.testing.assert_array_equal(np.asarray(a.magnetization4.m2), np.asarray(b.magnetization4.m2))
     np.testing.assert_array_equal(np.asarray(a.bridge_up.log_sum), np.asarray(b.bridge_up.log_sum))
     np.testing.assert_array_equal(a.betas, b.betas)
-    assert a.positions.shape == (2, 4, 3, 16) and a.overlap_counts.shape == (4, 3, 17)
-    # labels stay a permutation of the replicas in every (copy, chain)
-    np.testing.assert_array_equal(np.sort(np.asarray(a.labels), axis=1), np.broadcast_to(np.arange(4)[:, None],
-                                                                                          (2, 4, 3)))
+    assert a.positions.shape == (6, 24, 16) and a.overlap_counts is None
+    # labels stay a permutation of the replicas in every chain
+    np.testing.assert_array_equal(np.sort(np.asarray(a.labels), axis=0), np.broadcast_to(np.arange(6)[:, None],
+                                                                                          (6, 24)))
     # a new ladder, seed and run length reuse the compiled chunk
     n_compiled = T._run_chunk._cache_size()
-    run_tempering(m, (0.2, 0.9, 4), key=jax.random.key(9), n_chains=3, n_steps=11, n_warmup=5, chunk_size=16,
-                  n_copies=2)
+    run_tempering(m, (0.2, 0.9, 6), key=jax.random.key(9), n_steps=11, n_warmup=5, **ISING4)
     assert T._run_chunk._cache_size() == n_compiled
 
 
 def test_moments_match_enumeration_ising4():
     """⟨E⟩ and ⟨m²⟩ in every slot of a PT run on the 4×4 Ising model vs exact enumeration."""
     model = Ising2D(4)
-    res = run_tempering(model, (0.1, 0.7, 6), key=jax.random.key(11), n_chains=24, n_steps=600, n_warmup=300)
+    res = run_tempering(model, ISING4_LADDER, key=jax.random.key(11), n_steps=600, n_warmup=300, **ISING4)
     assert res.positions.shape == (6, 24, 16)
     with jax.enable_x64(True):
         m64 = Ising2D(4, J=jnp.float64(1.0))
@@ -164,7 +170,7 @@ def test_moments_match_enumeration_ising4():
 def test_pt_log_partition_ising8_near_critical():
     model = Ising2D(8)
     beta = 0.44
-    est = pt_log_partition(model, beta, key=jax.random.key(0), n_replicas=12, n_chains=16, n_steps=1500)
+    est = pt_log_partition(model, beta, key=jax.random.key(0), n_replicas=12, n_chains=16, n_steps=1000)
     exact = _exact_log_z(Ising2D(8), beta)
     assert est.method == "pt" and est.beta == beta
     assert 0 < est.stderr < 0.2
@@ -226,7 +232,7 @@ def test_sk12_log_partition_and_overlap_distribution():
     """SK with N = 12 down to T = 0.5: bridge log Z vs enumeration, and P(q) of two independent copies vs the
     exact two-replica overlap distribution in the hottest and the coldest slot."""
     model = SK.random(jax.random.key(42), 12)
-    res = run_tempering(model, (0.0, 2.0, 10), key=jax.random.key(1), n_chains=32, n_steps=1500, n_warmup=800,
+    res = run_tempering(model, (0.0, 2.0, 10), key=jax.random.key(1), n_chains=32, n_steps=800, n_warmup=400,
                         n_copies=2)
     value, stderr, info = bridge_log_partition(res)
     with jax.enable_x64(True):
@@ -235,6 +241,7 @@ def test_sk12_log_partition_and_overlap_distribution():
     assert info["n_systems"] == 64
     assert abs(value - exact) < 3.0 * stderr, (value, stderr, exact)
     assert res.round_trip_rate > 0
+    assert res.positions.shape == (2, 10, 32, 12) and res.overlap_counts.shape == (10, 32, 13)
 
     counts = np.asarray(res.overlap_counts, np.float64)  # [R, chains, 13]
     freq = counts / counts.sum(-1, keepdims=True)
@@ -261,9 +268,9 @@ def test_sk12_log_partition_and_overlap_distribution():
 def test_ladder_adaptation_uniformises_swap_rates():
     """8×8 Ising across β_c on a geometric ladder: the adapted ladder's swap rates are far more uniform."""
     model = Ising2D(8)
-    kw = dict(key=jax.random.key(5), n_chains=8, n_steps=400, n_warmup=800)
-    fixed = run_tempering(model, (0.1, 1.0, 8), adapt_ladder=False, **kw)
-    adapted = run_tempering(model, (0.1, 1.0, 8), adapt_ladder=True, **kw)
+    kw = dict(key=jax.random.key(5), n_chains=16, n_steps=300, n_warmup=800)  # shapes as in the log Z test
+    fixed = run_tempering(model, (0.1, 1.0, 12), adapt_ladder=False, **kw)
+    adapted = run_tempering(model, (0.1, 1.0, 12), adapt_ladder=True, **kw)
     assert fixed.ladder_history.shape[0] == 1 and adapted.ladder_history.shape[0] > 2
     spread = lambda r: float(np.max(r) - np.min(r))  # noqa: E731
     assert spread(adapted.swap_rate) < 0.5 * spread(fixed.swap_rate), (adapted.swap_rate, fixed.swap_rate)

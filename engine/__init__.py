@@ -1,1 +1,32 @@
-"""Ensembles, estimators, observables, diagnostics, sweeps, result store and CLI."""
+"""Ensembles, estimators, observables, diagnostics, sweeps, result store and CLI.
+
+Modules: ``samplers`` (bind a kernel to a model), ``ensemble`` (equilibrium sampling over temperatures × chains ×
+disorder), ``observables`` and ``diagnostics`` (streamed moments, R-hat, ESS), estimators ``ais``, ``ti``,
+``tempering`` (parallel tempering), ``api`` (``log_partition``, ``thermodynamics``), ``sweep`` / ``store`` /
+``sharding`` (declarative, sharded, resumable sweeps) and ``cli`` (the ``thermodl`` command).
+"""
+
+from .api import exact_log_partition, log_partition, thermodynamics
+from .ais import ais_log_partition, run_ais
+from .ensemble import EnsembleResult, run_ensemble
+from .estimate import LogZEstimate
+from .samplers import Sampler, make_sampler
+from .tempering import pt_log_partition, run_tempering
+from .ti import ti_curve, ti_log_partition
+
+__all__ = [
+    "log_partition",
+    "thermodynamics",
+    "exact_log_partition",
+    "ais_log_partition",
+    "run_ais",
+    "run_ensemble",
+    "EnsembleResult",
+    "LogZEstimate",
+    "Sampler",
+    "make_sampler",
+    "run_tempering",
+    "pt_log_partition",
+    "ti_curve",
+    "ti_log_partition",
+]

@@ -27,6 +27,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from .integrators import _concrete
 
 __all__ = ["AdaptationState", "init", "update", "step_size", "final_step_size"]
 
@@ -58,12 +61,13 @@ def init(initial_step_size: jax.Array) -> AdaptationState:
     Returns:
         ``AdaptationState`` with fields of shape [G...] and the dtype of the step size (float32 for ints).
     """
+    concrete = _concrete(initial_step_size)
+    if concrete is not None and not np.all(concrete > 0):
+        raise ValueError(f"adaptation.init: initial_step_size must be positive, got {initial_step_size!r}")
     eps0 = jnp.asarray(initial_step_size)
     if not jnp.issubdtype(eps0.dtype, jnp.floating):
         eps0 = eps0.astype(jnp.float32)
     eps0 = jnp.asarray(eps0, dtype=eps0.dtype)  # drop weak typing: fields are scan carries
-    if not isinstance(eps0, jax.core.Tracer) and not bool(jnp.all(eps0 > 0)):
-        raise ValueError(f"adaptation.init: initial_step_size must be positive, got {initial_step_size!r}")
     log_eps0 = jnp.log(eps0)
     zeros = jnp.zeros_like(eps0)
     return AdaptationState(log_eps0, log_eps0, zeros, jnp.log(10.0 * eps0), jnp.zeros(eps0.shape, jnp.int32))
@@ -91,15 +95,18 @@ def update(
         The updated ``AdaptationState`` (same shapes and dtypes).
     """
     shape = state.log_step_size.shape
-    if jnp.broadcast_shapes(jnp.shape(mean_acceptance), shape) != shape:
+    try:
+        broadcast = np.broadcast_shapes(jnp.shape(mean_acceptance), shape)
+    except ValueError:
+        broadcast = None
+    if broadcast != shape:
         raise ValueError(
             f"adaptation.update: mean_acceptance must have the groups' shape {shape}, got "
             f"{jnp.shape(mean_acceptance)}"
         )
-    if not isinstance(target, jax.core.Tracer):
-        t_arr = jnp.asarray(target)
-        if not bool(jnp.all((t_arr > 0) & (t_arr < 1))):
-            raise ValueError(f"adaptation.update: target must lie in (0, 1), got {target!r}")
+    t_arr = _concrete(target)
+    if t_arr is not None and not np.all((t_arr > 0) & (t_arr < 1)):
+        raise ValueError(f"adaptation.update: target must lie in (0, 1), got {target!r}")
     dtype = state.log_step_size.dtype
     alpha = jnp.asarray(mean_acceptance, dtype)
     alpha = jnp.clip(jnp.where(jnp.isnan(alpha), 0.0, alpha), 0.0, 1.0)

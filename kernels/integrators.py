@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
     "GradientState",
@@ -84,15 +85,23 @@ def _check_position(position, name: str) -> jax.Array:
     return position
 
 
+def _concrete(value) -> np.ndarray | None:
+    """``value`` as a numpy array when it is concrete (Python / numpy / committed jax array), else ``None``.
+
+    numpy, not jnp: inside a trace even jnp operations on constants are staged and cannot be branched on.
+    """
+    if isinstance(value, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(value)
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return None
+
+
 def _check_positive(value, what: str, name: str) -> None:
     """Raise if a *concrete* ``value`` has an entry that is not > 0 (traced values cannot be checked)."""
-    if isinstance(value, jax.core.Tracer):
-        return
-    try:
-        ok = bool(jnp.all(jnp.asarray(value) > 0))
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        return
-    if not ok:
+    concrete = _concrete(value)
+    if concrete is not None and not np.all(concrete > 0):
         raise ValueError(f"{name}: {what} must be positive, got {value!r}")
 
 

@@ -351,3 +351,26 @@ def test_reproduce_benchmarks_tiny(capsys, tmp_path, name):
     assert summary["size"] == "tiny" and summary["rows"]
     measured = [r["measured"] for r in summary["rows"] if r["pass"] is None and r["method"] != "ratio"]
     assert measured and all(m > 0 for m in measured)
+
+
+@pytest.mark.parametrize("h5py_available", [True, False])
+def test_write_netcdf_round_trip(tmp_path, monkeypatch, h5py_available):
+    import xarray as xr
+
+    if not h5py_available:
+        monkeypatch.setitem(sys.modules, "h5py", None)  # `import h5py` now fails: netCDF-3 via SciPy
+    ds = xr.Dataset(
+        {"x": ("k", np.array([1.5, np.nan, 3.0])), "ok": ("k", np.array([True, False, True])),
+         "n": ("k", np.arange(3, dtype=np.int64)), "label": ("k", np.array(["a", "bb", "ccc"]))},
+        coords={"k": np.arange(3)},
+        attrs={"flag": True, "config": {"L": 4}, "note": None, "name": "run"},
+    )
+    path = registry.write_netcdf(ds, tmp_path / "d.nc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.nc"]
+    with xr.open_dataset(path) as back:
+        np.testing.assert_array_equal(back["x"].values, ds["x"].values)
+        np.testing.assert_array_equal(back["ok"].values.astype(bool), ds["ok"].values)
+        np.testing.assert_array_equal(back["n"].values, [0, 1, 2])
+        assert [str(v) for v in back["label"].values] == ["a", "bb", "ccc"]
+        assert back.attrs["flag"] == 1 and json.loads(back.attrs["config"]) == {"L": 4}
+        assert back.attrs["name"] == "run"

@@ -68,6 +68,14 @@ EXPERIMENTS: dict[str, str] = {
     "exact-checks": "thermodl.experiments.exact_checks",
     "bench-hmc": "thermodl.experiments.bench_hmc",
     "bench-ising": "thermodl.experiments.bench_ising",
+    "gardner": "thermodl.experiments.gardner",
+    "gibbs-learning": "thermodl.experiments.gibbs_learning",
+    "sk": "thermodl.experiments.sk",
+    "hopfield": "thermodl.experiments.hopfield",
+    "edge-of-chaos": "thermodl.experiments.edge_of_chaos",
+    "no-flattening": "thermodl.experiments.no_flattening",
+    "deep-linear": "thermodl.experiments.deep_linear",
+    "rbm-rg": "thermodl.experiments.rbm_rg",
 }
 """Experiment name -> module path. Add one line here per new experiment module."""
 

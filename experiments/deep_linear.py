@@ -54,8 +54,8 @@ TEMPERATURE = 0.1  # T = 1/β
 TEACHER_SCALE = 2.0  # ‖w*‖² = TEACHER_SCALE² · N₀
 
 _SIZES = {
-    "tiny": dict(n_in=8, n_data=6, widths=(2, 4), depths=(1,), n_datasets=2, n_chains=4, n_steps=120,
-                 n_integration=6, curve_points=6),
+    "tiny": dict(n_in=8, n_data=6, widths=(3,), depths=(2,), n_datasets=2, n_chains=4, n_steps=120,
+                 n_integration=6, curve_points=5),
     "small": dict(n_in=32, n_data=24, widths=(4, 8, 16, 32), depths=(1, 2, 3), n_datasets=4, n_chains=8,
                   n_steps=400, n_integration=8, curve_points=25),
     "full": dict(n_in=64, n_data=48, widths=(4, 8, 16, 32, 64, 128), depths=(1, 2, 3, 4), n_datasets=8,

@@ -234,7 +234,8 @@ def _figure(cfg, res, collapse, alpha_c, m_c):
     ys = np.array([collapse[n][0] for n in cfg.sizes])
     es = np.array([collapse[n][1] for n in cfg.sizes])
     ax[1].errorbar(xs, ys, es, fmt="o", capsize=3, label="alpha_1/2(N), measured")
-    ax[1].plot(xs, alpha_c + 3.0 * xs, "r:", label="window edge alpha_c + 3/sqrt(N)")
+    ax[1].plot(xs, alpha_c + 3.0 * xs, "r:", label="window [alpha_c, alpha_c + 3/sqrt(N)]")
+    ax[1].axhline(alpha_c, color="r", ls=":", lw=0.8)
     fit = _extrapolate(cfg.sizes, collapse)
     if fit is not None:
         xx = np.linspace(0.0, xs.max() * 1.05, 20)

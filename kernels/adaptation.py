@@ -17,7 +17,7 @@ chain's, so many chains adapt faster and more reliably than one.
 
 All functions are pure and work on arrays of any shape [G...] (every field has the shape of the initial step
 size), under ``jit`` and ``vmap``. A NaN acceptance (a group whose chains all diverged) counts as 0, which shrinks
-the step size. log ε is clipped to ±½ log(float max) so exp never overflows even for a target that accepts
+the step size. log ε is clipped to ±¼ log(float max) so neither ε nor ε² overflows, even for a target that accepts
 everything.
 """
 
@@ -116,7 +116,7 @@ def update(
     t = count.astype(dtype)
     eta = 1.0 / (t + t0)
     error_avg = (1.0 - eta) * state.error_avg + eta * (target - alpha)
-    bound = 0.5 * jnp.log(jnp.finfo(dtype).max)
+    bound = 0.25 * jnp.log(jnp.finfo(dtype).max)
     log_eps = jnp.clip(state.mu - jnp.sqrt(t) / gamma * error_avg, -bound, bound)
     weight = t ** (-kappa)
     log_eps_avg = weight * log_eps + (1.0 - weight) * state.log_step_size_avg

@@ -97,19 +97,17 @@ def test_linear_reference_is_the_closed_form_of_the_flax_ensemble(x64):
 # ------------------------------------------------------------------------------------------- end to end (tiny)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("results")
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["reproduce", "exact-checks", "--size", "tiny", "--out", str(out), "--seed", "0", "--quiet"])
-    return exc.value.code, out / "exact-checks"
-
-
 @pytest.mark.slow
-def test_tiny_run_writes_table_netcdf_and_figure(tiny_run):
-    code, folder = tiny_run
+def test_tiny_run_writes_table_netcdf_and_figure(tmp_path):
+    """One tiny end-to-end run through the CLI (one test, so pytest-xdist never runs it twice)."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "exact-checks", "--size", "tiny", "--out", str(tmp_path), "--seed", "0", "--quiet"])
+    folder = tmp_path / "exact-checks"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exact-checks"]  # no temporary folder left behind
     assert sorted(p.name for p in folder.iterdir()) == ["results.csv", "results.md", "results.nc", "results.png"]
     assert (folder / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The table: one row per check, standard columns, pass = |z| < 3, every check passing.
     with open(folder / "results.csv") as f:
         rows = list(csv.DictReader(f))
     checks, _ = exact_checks.build_checks("tiny", 0)
@@ -124,14 +122,13 @@ def test_tiny_run_writes_table_netcdf_and_figure(tiny_run):
         assert stderr > 0 and math.isfinite(z)
         assert r["pass"] == str(abs(z) < 3)
         assert abs(z) < 3, r  # every estimator within 3 of its own standard errors of the exact value
-    assert code == 0
+    perceptron = next(r for r in rows if r["group"] == "perceptron")
+    assert float(perceptron["log_n_solutions"]) == pytest.approx(float(perceptron["theory"]), abs=0.01)
+    assert exc.value.code == 0
 
-
-@pytest.mark.slow
-def test_tiny_run_netcdf_holds_table_and_kaufman_curve(tiny_run):
-    _, folder = tiny_run
+    # The netCDF: the table, and Kaufman's curve for the figure, checked against brute-force enumeration.
     with xr.open_dataset(folder / "results.nc") as ds:
-        assert ds.sizes["check"] == len(exact_checks.build_checks("tiny", 0)[0])
+        assert ds.sizes["check"] == len(checks)
         for name in ("table_measured", "table_stderr", "table_theory", "table_z", "table_pass"):
             assert name in ds, name
         curve = ds["log_Z_per_spin_exact_L4"]

@@ -84,7 +84,7 @@ def test_nan_acceptance_counts_as_zero_and_stays_finite():
     # an always-accepting group grows without overflow
     st = jax.lax.fori_loop(0, 3000, lambda i, s: adaptation.update(s, jnp.ones(1), 0.5), adaptation.init(jnp.ones(1)))
     eps = np.asarray(adaptation.step_size(st))
-    assert np.all(np.isfinite(eps)) and np.all(np.isfinite(eps**2)) and eps[0] > 1e15  # clipped, not inf
+    assert np.all(np.isfinite(eps)) and np.all(np.isfinite(eps**2)) and eps[0] > 1e9  # clipped, not inf
 
 
 def test_shapes_jit_vmap_dtype(dtype):

@@ -21,7 +21,6 @@ import pytest
 from scipy import integrate, stats
 
 from thermodl.kernels import hmc, langevin, mala, rwm, sgld
-from thermodl.kernels.integrators import GradientState
 
 P_MIN = 1e-3  # Bonferroni-corrected p-value below which a correct sampler is declared wrong
 

@@ -151,7 +151,7 @@ def _rows(width: int, n_hidden: int, n_data: int, meas: dict, th: dict) -> list[
 
 
 def _curves(tasks, depths, widths, n_points: int) -> xr.Dataset:
-    grid = np.geomspace(min(widths) / 1.5, max(widths) * 4.0, n_points)
+    grid = np.geomspace(min(widths) / 1.5, max(widths) * 16.0, n_points)
     ex = np.zeros((len(depths), n_points))
     bp = np.zeros_like(ex)
     gp = np.zeros(len(depths))

@@ -107,15 +107,15 @@ def _pcd_loss(params, v_data, v_model, l1):
     return f_data - f_model + l1 * jnp.sum(jnp.abs(params["W"]))
 
 
-@functools.partial(jax.jit, static_argnames=("n_updates", "batch", "optimizer"))
-def _train_segment(params, opt_state, chains, key, t0, data, l1, *, n_updates: int, batch: int, optimizer):
-    """``n_updates`` PCD updates starting at global update index ``t0``; chains [n_pcd, n_v + n_h] persistent.
-    Update t uses ``fold_in(key, t)`` (so checkpoints do not change the trajectory)."""
+@functools.partial(jax.jit, static_argnames=("batch", "optimizer"))
+def _train_segment(params, opt_state, chains, key, t0, t1, data, l1, *, batch: int, optimizer):
+    """PCD updates t0 ≤ t < t1 (traced bounds: one compilation for every segment); chains [n_pcd, n_v + n_h]
+    persistent. Update t uses ``fold_in(key, t)``, so where the checkpoints fall does not change the trajectory."""
     from thermodl.engine.samplers import make_sampler
 
-    def update(carry, i):
+    def update(t, carry):
         params, opt_state, chains = carry
-        kt = jax.random.fold_in(key, t0 + i)
+        kt = jax.random.fold_in(key, t)
         k_batch, k_gibbs = jax.random.split(kt)
         idx = jax.random.randint(k_batch, (batch,), 0, data.shape[0])
         sampler = make_sampler(_rbm(params), "block_gibbs")
@@ -125,10 +125,9 @@ def _train_segment(params, opt_state, chains, key, t0, data, l1, *, n_updates: i
         n_v = data.shape[1]
         grads = jax.grad(_pcd_loss)(params, data[idx], chains[:, :n_v], l1)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state, chains), None
+        return optax.apply_updates(params, updates), opt_state, chains
 
-    (params, opt_state, chains), _ = jax.lax.scan(update, (params, opt_state, chains), jnp.arange(n_updates))
-    return params, opt_state, chains
+    return jax.lax.fori_loop(t0, t1, update, (params, opt_state, chains))
 
 
 def log_likelihood_per_sample(params, v, log_z: float) -> np.ndarray:
@@ -175,9 +174,8 @@ def train_and_track(key, train, test, cfg: dict, progress=None) -> dict:
     checkpoints = cfg["checkpoints"]
     for c, step in enumerate(checkpoints):
         if step > done:
-            params, opt_state, chains = _train_segment(params, opt_state, chains, k_train, done, data, cfg["l1"],
-                                                       n_updates=step - done, batch=cfg["batch"],
-                                                       optimizer=optimizer)
+            params, opt_state, chains = _train_segment(params, opt_state, chains, k_train, done, step, data,
+                                                       cfg["l1"], batch=cfg["batch"], optimizer=optimizer)
             done = step
         if progress:
             progress(f"checkpoint {step}: log Z", 0.2 + 0.8 * c / len(checkpoints))

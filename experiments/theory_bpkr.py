@@ -231,9 +231,9 @@ def exact_generalisation_error(task: LinearTask, *, width: int, n_hidden: int, s
     """Exact finite-width ε_g: the GP scale mixture over S = Σ_l log u_l, u_l ~ Gamma(N/2, N/2) a priori,
     posterior ∝ prior(S)·exp(−g(e^S)) (see the module docstring), by quadrature on a uniform grid in S.
 
-    The prior of S is the L-fold convolution of the log-Gamma density (numerical, on the grid); the grid covers
-    the prior and the saddle point by ≥ 10 prior standard deviations, and the posterior mass in its outer 2% is
-    checked to be < 1e-9.
+    The prior of S is the L-fold convolution of the log-Gamma density (numerical, on the grid of spacing sd/40);
+    the grid covers the prior and the saddle point by ≥ 12 prior standard deviations, and the posterior mass in
+    its outer 2% is checked to be < 1e-9.
 
     Returns:
         ``GeneralisationError`` with ``u`` = posterior mean of U^{1/L} and bias/variance of the full mixture.
@@ -247,7 +247,8 @@ def exact_generalisation_error(task: LinearTask, *, width: int, n_hidden: int, s
     k = 0.5 * width
     sd = math.sqrt(float(special.polygamma(1, k)))
     s_star = math.log(bpkr_renormalisation(task, width=width, n_hidden=L, sigma2=sigma2, temperature=T))
-    lo, hi = min(0.0, s_star) - 12.0 * sd - 1.0, max(0.0, s_star) + 10.0 * sd + 0.5
+    # the log-Gamma density falls like e^{k s} to the left (so ≥ 30/k there) and like e^{−k e^s} to the right
+    lo, hi = min(0.0, s_star) - max(14.0 * sd, 30.0 / k), max(0.0, s_star) + 12.0 * sd
     h = sd / grid_points_per_sd
     s = np.arange(lo, hi + h, h)
     one = np.exp(_log_gamma_density(s, k) - np.max(_log_gamma_density(s, k)))

@@ -7,7 +7,9 @@ Potential U_β(x) = β E(x) − log prior(x), kinetic K(p) = ½ pᵀ M⁻¹ p wi
 diagonal [dim]). Each step draws p ~ N(0, M), integrates ``num_integration_steps`` leapfrog steps of size
 ``step_size`` (``thermodl.kernels.integrators.leapfrog``) and accepts the end point with probability
 min(1, exp(−ΔH)). ΔH = O(step_size²) for a trajectory of fixed length. A trajectory that ends non-finite, or with
-ΔH above ``divergence_threshold``, is flagged divergent (and, if non-finite, always rejected).
+ΔH above ``divergence_threshold``, is flagged divergent (and, if non-finite, always rejected). HMC needs a smooth
+target: a trajectory that leaves the prior's support usually turns NaN on the way and is flagged divergent; one that
+merely ends outside it (ΔH = +inf with finite gradients) is an ordinary rejection.
 """
 
 from __future__ import annotations

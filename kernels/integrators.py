@@ -130,11 +130,10 @@ def _invalid_value(energy: jax.Array, log_prior: jax.Array) -> jax.Array:
 
 
 def _invalid_gradient(state: GradientState) -> jax.Array:
-    return (
-        _invalid_value(state.energy, state.log_prior)
-        | ~jnp.all(jnp.isfinite(state.energy_grad))
-        | ~jnp.all(jnp.isfinite(state.log_prior_grad))
-    )
+    """``_invalid_value``, or non-finite gradients inside the prior's support (outside it, log prior = −inf, the
+    proposal is rejected anyway and its gradients never used)."""
+    bad_grad = ~jnp.all(jnp.isfinite(state.energy_grad)) | ~jnp.all(jnp.isfinite(state.log_prior_grad))
+    return _invalid_value(state.energy, state.log_prior) | ((state.log_prior > -jnp.inf) & bad_grad)
 
 
 def _select(pred: jax.Array, new, old):

@@ -10,8 +10,8 @@ and ``sgld``):
 
 The chain's stationary distribution differs from p_β by O(h): for a Gaussian target of precision λ the stationary
 variance is 1 / (λ (1 − hλ/4)), i.e. the sampled temperature is too high by a factor 1 + hλ/4 + O(h²).
-Every finite move is taken (``acceptance_probability`` 1); a move to a non-finite energy/gradient is not taken
-and is flagged divergent (``acceptance_probability`` 0 for that step).
+Every finite move is taken (``acceptance_probability`` 1); a move to a non-finite energy/gradient, or outside the
+prior's support, is not taken and is flagged divergent (``acceptance_probability`` 0 for that step).
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ def _langevin_move(key, state: GradientState, beta, h) -> jax.Array:
 
 
 def _unadjusted_transition(new: GradientState, state: GradientState):
-    """Take every finite move; keep the old state for a divergent one."""
-    divergent = _invalid_gradient(new)
+    """Take every finite move; keep the old state for a divergent one (including a move outside the prior's
+    support: with no accept/reject there is no other way to stay out of it)."""
+    divergent = _invalid_gradient(new) | (new.log_prior == -jnp.inf)
     dtype = jnp.result_type(state.position.dtype, jnp.float32)
     info = Info(jnp.where(divergent, 0.0, 1.0).astype(dtype), ~divergent, divergent)
     return _select(~divergent, new, state), info

@@ -114,6 +114,8 @@ def step(
         + _log_proposal(state.position, new, beta, h)
         - _log_proposal(new.position, state, beta, h)
     )
+    # Outside the prior's support the reverse proposal density may be NaN (NaN gradient): reject plainly.
+    log_ratio = jnp.where(new.log_prior == -jnp.inf, -jnp.inf, log_ratio)
     log_ratio = jnp.where(_invalid_gradient(new), jnp.nan, log_ratio)
     acc = metropolis_accept(key_accept, log_ratio)
     info = Info(acc.acceptance_probability, acc.is_accepted, acc.is_divergent, -log_ratio)

@@ -37,6 +37,8 @@ def test_cubic_rule_exact_for_cubics_on_nonuniform_grid():
     np.testing.assert_allclose(Wt @ (1 + b), b + b**2 / 2, atol=1e-12)
     assert not np.allclose(Wt @ b**3, b**4 / 4, atol=1e-6)  # the trapezoid is only second order
     np.testing.assert_allclose(interval_weights(b).sum(0), W[-1])
+    for rule in ("quadratic_left", "quadratic_right"):
+        np.testing.assert_allclose(interval_weights(b, rule).sum(0) @ (b**2 - b), 8 / 3 - 2, atol=1e-12)
     with pytest.raises(ValueError, match="rule"):
         cumulative_weights(b, "simpson38")
 

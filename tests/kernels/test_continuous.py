@@ -314,6 +314,7 @@ class Regression1d:
         return beta * P * self.y.mean() / lam, (h + (h * beta / 2.0) ** 2 * var_s) / (2 * a - a * a), lam
 
 
+@pytest.mark.slow
 def test_sgld_stationary_variance_and_bias_shrinks_with_step():
     """SGLD on a 1-d regression posterior: the stationary mean and variance match the exact values of the
     discretised, minibatch-noised dynamics (sensitive to drawing indices *without* replacement), B = P reduces to
@@ -353,6 +354,7 @@ def test_sgld_stationary_variance_and_bias_shrinks_with_step():
 
 
 # ------------------------------------------------------------------------------------- HMC energy error
+@pytest.mark.slow
 def test_hmc_energy_error_scales_as_step_squared(x64):
     """Mean |ΔH| over chains for a trajectory of fixed length T = 1 is c·ε² + O(ε⁴): the log-log slope is 2.
 
@@ -444,6 +446,12 @@ def test_prior_support_and_infinite_start(name):
     _, info = jax.vmap(lambda k: ADJUSTED[name](k, st, energy, 1.0, log_prior))(keys)
     assert not np.any(info.is_accepted) and not np.any(info.is_divergent)
 
+    if name == "mala":  # outside the support the log prior's gradient may be NaN (∞·0): still not divergent
+        log_prior = lambda x: jnp.log(jnp.where(jnp.all(x == X0), 1.0, 0.0) * (1.0 + x[0] ** 2))  # noqa: E731
+        st = mala.init(X0, energy, log_prior)
+        _, info = jax.vmap(lambda k: ADJUSTED[name](k, st, energy, 1.0, log_prior))(keys)
+        assert not np.any(info.is_accepted) and not np.any(info.is_divergent)
+
     energy = _injected(2.0, value_at_start=np.inf)
     st = MODULES[name].init(X0, energy, None)
     for beta in (1.0, 0.0):
@@ -470,6 +478,11 @@ def test_langevin_and_sgld_do_not_take_divergent_moves():
     st = langevin.init(X0, _injected(1.0), None)
     _, info = langevin.step(jax.random.key(3), st, _injected(1.0), 1.0, None, 0.01)
     assert info.is_accepted and not info.is_divergent and info.acceptance_probability == 1.0
+    # no accept/reject: a move outside the prior's support is not taken either
+    log_prior = lambda x: jnp.where(jnp.all(x == X0), 0.0, -jnp.inf).astype(x.dtype)  # noqa: E731
+    st = langevin.init(X0, _injected(1.0), log_prior)
+    new, info = langevin.step(jax.random.key(3), st, _injected(1.0), 1.0, log_prior, 0.01)
+    assert not info.is_accepted and info.is_divergent and np.array_equal(new.position, X0)
 
 
 def test_hmc_large_energy_error_is_flagged_divergent():

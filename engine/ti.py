@@ -8,7 +8,8 @@ error bar adds in quadrature
   * the Monte Carlo error, propagated linearly through the quadrature weights (independent β points), or from the
     spread of per-chain integrals when the β points share chains (parallel tempering), and
   * a quadrature-error estimate Σ_intervals max_r |cubic − r| over the lower-order rules r (trapezoid and the two
-    parabolas through neighbouring points), summed without cancellation. It bounds the cubic rule's error on
+    parabolas through neighbouring points), each counted beyond twice its own Monte Carlo noise and summed without
+    cancellation. It bounds the cubic rule's error on
     resolved grids and stays at least of the size of the actual error on coarse ones (checked against Kaufman's
     exact U(β) of the 4×4..16×16 Ising model on linear grids of 5..32 points; only grossly unresolved grids, with
     errors of order 1 in log Z, can escape it), so the error bar stays honest when the grid is too coarse;
@@ -120,8 +121,12 @@ def ti_integrate(betas: Any, mean_energy: Any, mean_energy_stderr: Any, *, log_z
     # Interval by interval, the largest difference between the cubic and the lower-order rules (trapezoid, both
     # parabolas), summed without cancellation: errors of opposite sign on either side of an inflection (a peak of
     # C(β)) do not hide each other, and an edge interval whose cubic extrapolates badly is caught by a parabola.
-    lower = ("trapezoid", "quadratic_left", "quadratic_right")
-    local = np.max([np.abs((vc - interval_weights(b, r)) @ u) for r in lower], axis=0)
+    # A difference counts only beyond twice its own Monte Carlo noise: summed absolute values of pure noise would
+    # otherwise grow like K (while the Monte Carlo error of the integral, already in the budget, grows like √K).
+    local = np.zeros(K - 1)
+    for rule in ("trapezoid", "quadratic_left", "quadratic_right"):
+        diff = vc - interval_weights(b, rule)
+        local = np.maximum(local, np.abs(diff @ u) - 2.0 * np.sqrt((diff**2) @ se**2))
     quad = np.concatenate([[0.0], np.cumsum(local)])
     return TICurve(log_z0 - wc @ u, np.hypot(mc, quad), mc, quad)
 

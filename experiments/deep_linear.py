@@ -162,7 +162,7 @@ def _curves(tasks, depths, widths, n_points: int) -> xr.Dataset:
         gp[i] = th["gp"].mean()
     return xr.Dataset({"eps_g_exact_curve": (("depth", "width_curve"), ex),
                        "eps_g_bpkr_curve": (("depth", "width_curve"), bp),
-                       "eps_g_gp": ("depth", gp)},
+                       "eps_g_gp_level": ("depth", gp)},
                       coords={"depth": list(depths), "width_curve": grid})
 
 
@@ -175,7 +175,7 @@ def _figure(rows: list[dict], curves: xr.Dataset):
         ax.plot(curves["width_curve"], curves["eps_g_bpkr_curve"][i], color=c, lw=1.4,
                 label=f"L={int(L)}: BPKR (Li–Sompolinsky)")
         ax.plot(curves["width_curve"], curves["eps_g_exact_curve"][i], color=c, lw=1.0, ls=":")
-        ax.axhline(float(curves["eps_g_gp"][i]), color=c, lw=0.8, ls="--", alpha=0.6)
+        ax.axhline(float(curves["eps_g_gp_level"][i]), color=c, lw=0.8, ls="--", alpha=0.6)
     ax.plot([], [], "k:", lw=1.0, label="exact finite width (scale mixture)")
     ax.plot([], [], "k--", lw=0.8, alpha=0.6, label="N → ∞ (NNGP)")
     for r in rows:
@@ -244,7 +244,9 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     data = curves.assign({
         "eps_g_measured": grid(lambda m, t: m["mean"]), "eps_g_mc_stderr": grid(lambda m, t: m["stderr"]),
         "eps_g_exact": grid(lambda m, t: t["exact"]), "eps_g_bpkr": grid(lambda m, t: t["bpkr"]),
-        "u_bpkr": grid(lambda m, t: t["u"]), "rhat": grid(lambda m, t: m["rhat"]),
+        "u_bpkr": grid(lambda m, t: t["u"]), "eps_g_bpkr_bias": grid(lambda m, t: t["bpkr_bias"]),
+        "eps_g_bpkr_variance": grid(lambda m, t: t["bpkr_variance"]), "eps_g_gp": grid(lambda m, t: t["gp"]),
+        "rhat": grid(lambda m, t: m["rhat"]),
         "ess": grid(lambda m, t: m["ess"]),
     }).assign_coords(width=list(cfg["widths"]), dataset=np.arange(cfg["n_datasets"]))
     data.attrs.update(size=size, seed=seed, n_in=cfg["n_in"], n_data=cfg["n_data"], sigma2=SIGMA2,

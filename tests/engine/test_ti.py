@@ -22,10 +22,17 @@ from thermodl.models.ising import Ising2D
 
 def _exact_ising(L, betas):
     """(log Z [K], U [K], Var E [K]) of the L×L Ising torus from Kaufman's formula (float64, autodiff)."""
+    betas = np.asarray(betas, np.float64)
+    padded = np.zeros(64)  # one fixed shape: one compilation per lattice size
+    padded[: betas.size] = betas
     with jax.enable_x64(True):
-        m = Ising2D(L, J=jnp.float64(1.0))
-        out = jax.vmap(lambda b: exact_thermodynamics(m, b))(jnp.asarray(betas, jnp.float64))
-        return np.asarray(out.log_partition), np.asarray(out.energy), np.asarray(out.energy_variance)
+        out = _exact_batch(Ising2D(L, J=jnp.float64(1.0)), jnp.asarray(padded))
+        return tuple(np.asarray(o)[: betas.size] for o in (out.log_partition, out.energy, out.energy_variance))
+
+
+@jax.jit
+def _exact_batch(model, betas):
+    return jax.vmap(lambda b: exact_thermodynamics(model, b))(betas)
 
 
 # ---------------------------------------------------------------------------------------------- quadrature
@@ -70,8 +77,8 @@ def test_quadrature_error_estimate_covers_coarse_grids(L, beta):
         est, err = ti_curve(grid, u, np.zeros(K), log_z0=float(log_z[0]))
         assert np.all(np.abs(est - log_z) <= err + 1e-9), (K, kind, est - log_z, err)
         errs[(K, kind)] = err[-1]
-    assert errs[(5, "linear")] > errs[(8, "linear")] > errs[(32, "linear")]
-    assert errs[(32, "linear")] < 0.02
+    assert errs[(5, "linear")] > errs[(8, "linear")] > 4 * errs[(32, "linear")]
+    assert errs[(32, "linear")] < 0.05
 
 
 def test_thermodynamic_grid_concentrates_where_variance_is_large():
@@ -131,14 +138,14 @@ def test_ti_log_partition_vs_kaufman(L, beta):
 
 def test_coarse_grid_with_noise_is_wider_and_covers():
     """Monte Carlo ⟨E⟩ on a deliberately coarse grid: a larger error bar that still covers, and a flag."""
-    beta, L = 0.6, 8
+    beta, L = 0.4407, 8
     exact = float(_exact_ising(L, [beta])[0][0])
     coarse = ti_log_partition(Ising2D(L), beta, key=jax.random.key(3), grid="linear", n_betas=5, n_chains=16,
                               n_steps=400)
     fine = ti_log_partition(Ising2D(L), beta, key=jax.random.key(4), grid="linear", n_betas=32, n_chains=16,
                             n_steps=400)
     assert coarse.diagnostics["quadrature_dominated"] and not fine.diagnostics["quadrature_dominated"]
-    assert coarse.stderr > 2 * fine.stderr
+    assert coarse.stderr > 2 * fine.stderr, (coarse, fine)
     assert abs(coarse.z_score(exact)) < 3.0 and abs(fine.z_score(exact)) < 3.0
 
 

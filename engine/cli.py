@@ -1,12 +1,15 @@
-"""The ``thermodl`` command line: log Z and thermodynamics of built-in models, and experiment reproduction.
+"""The ``thermodl`` command line: log Z and thermodynamics of built-in models, sweeps, experiment reproduction.
 
     thermodl logz ising2d --L 16 --beta 0.44 --method ais
     thermodl thermo sk --n 12 --beta-min 0 --beta-max 2 --n-betas 21 --out sk.nc
+    thermodl sweep experiments/configs/sk.toml --dry-run    # declarative sweep: grid, compile groups, memory
     thermodl reproduce exact-checks            # README's main job: every exact check, table + figure
     thermodl reproduce --list | --all
 
-Errors (bad values, unknown names, missing files, bad options) print ONE line ``error: ...`` on stderr and exit
-with code 2, without a traceback; ``reproduce`` exits 1 when a check fails. Outputs are written atomically.
+Errors (bad values, unknown names, missing files, bad options or configs) print ONE line ``error: ...`` on
+stderr and exit with code 2, without a traceback; ``reproduce`` exits 1 when a check fails. Outputs are written
+atomically. Models are built by ``engine.factories`` (shared with sweeps); the options and estimator runs of
+``logz`` / ``thermo`` live in ``engine.cli_models``.
 """
 
 from __future__ import annotations
@@ -14,13 +17,19 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any
 
 import typer
 
-from . import registry
-from .validate import check_beta, check_betas, check_choice, check_positive_int
+from . import factories, registry
+from .cli_models import (ActivationOpt, AlphaOpt, ChainsOpt, ClassesOpt, CouplingsOpt, DataOpt, DisorderOpt, HOpt,
+                         JOpt, JsonOpt, KappaOpt, KernelOpt, LOpt, LossOpt, ModelArg, MOpt, NBetasOpt, NHidOpt,
+                         NOpt, NVisOpt, PatternsOpt, POpt, QuietOpt, SeedOpt, SigmaOpt, StepsOpt, UnitsOpt,
+                         WeightsOpt, WidthsOpt, _opt, exact_log_partition, model_options, parse_betas,
+                         resolve_method, run_log_partition, run_options, run_thermodynamics)
+from .validate import check_beta, check_choice
 
 __all__ = ["app", "main"]
 
@@ -37,45 +46,6 @@ app = typer.Typer(
 )
 
 
-def _opt(flag: str, help: str, *, show_default: bool = False, short: str | None = None):
-    """A typer option whose help text may contain shapes like [P, N] (escaped from rich markup)."""
-    decls = (flag, short) if short else (flag,)
-    return typer.Option(*decls, help=help.replace("[", "\\["), show_default=show_default)
-
-
-# Model options, shared by `logz` and `thermo` (see build_model for their meaning per model); defaults in [].
-MODEL_HELP = (
-    "Built-in model: ising2d (--L, --M, --J, --h), sk (--n, --couplings), rbm (--weights or --n-visible/"
-    "--n-hidden, --units), hopfield (--n, --patterns), perceptron (--n with --p or --alpha, or --data), linear "
-    "(--data, or --n/--p synthetic; --sigma-w)."
-)
-ModelArg = Annotated[str, typer.Argument(help=MODEL_HELP, show_default=False)]
-LOpt = Annotated[int | None, _opt("--L", "ising2d: rows of the L×M torus [8].")]
-MOpt = Annotated[int | None, _opt("--M", "ising2d: columns [L].")]
-JOpt = Annotated[float | None, _opt("--J", "ising2d: coupling J [1.0].")]
-HOpt = Annotated[float | None, _opt("--h", "ising2d: external field h [0.0].")]
-NOpt = Annotated[int | None, _opt("--n", "sk, hopfield: spins [12]; perceptron: inputs [15]; linear: features [4].")]
-POpt = Annotated[int | None, _opt("--p", "perceptron: patterns P [round(αN)]; linear: examples [16].")]
-AlphaOpt = Annotated[float | None, _opt("--alpha", "perceptron: load α = P/N [0.5].")]
-DataOpt = Annotated[Path | None, _opt("--data", "perceptron, linear: .npz file with X [P, N] and y [P].")]
-CouplingsOpt = Annotated[Path | None, _opt("--couplings", "sk: .npz file with a symmetric J [N, N].")]
-WeightsOpt = Annotated[Path | None, _opt("--weights", "rbm: .npz file with W [nv, nh], a [nv], b [nh].")]
-NVisOpt = Annotated[int | None, _opt("--n-visible", "rbm: visible units of a random RBM [8].")]
-NHidOpt = Annotated[int | None, _opt("--n-hidden", "rbm: hidden units of a random RBM [4].")]
-UnitsOpt = Annotated[str | None, _opt("--units", "rbm: 'binary' (0/1) or 'spin' (±1) units [binary].")]
-PatternsOpt = Annotated[str | None, _opt("--patterns", "hopfield: P random patterns [2], or an .npz with xi [P, N].")]
-SigmaOpt = Annotated[float | None, _opt("--sigma-w", "linear: prior standard deviation of the weights [1.0].")]
-DisorderOpt = Annotated[int | None, _opt("--disorder-seed", "seed of random couplings, patterns, data [--seed].")]
-SeedOpt = Annotated[int, _opt("--seed", "PRNG seed of the Monte Carlo run.", show_default=True)]
-ChainsOpt = Annotated[int | None, _opt("--chains", "independent chains [method default].")]
-StepsOpt = Annotated[int | None, _opt("--steps", "AIS: annealing temperatures; TI, PT: sweeps per temperature.")]
-NBetasOpt = Annotated[int | None, _opt("--n-betas", "logz: TI grid points or PT replicas; thermo: grid size [21].")]
-KernelOpt = Annotated[str, _opt("--kernel", "Monte Carlo kernel: auto, heat_bath, block_gibbs, hmc, ...",
-                                show_default=True)]
-JsonOpt = Annotated[bool, _opt("--json", "machine-readable JSON on stdout (with diagnostics).")]
-QuietOpt = Annotated[bool, _opt("--quiet", "no progress bar.", short="-q")]
-
-
 def _console(stderr: bool = False):
     from rich.console import Console
 
@@ -85,7 +55,11 @@ def _console(stderr: bool = False):
 
 
 class _Progress:
-    """A rich progress bar driven by ``progress(description, fraction)`` calls; inert when disabled."""
+    """A rich progress bar on stderr (inert when disabled or stderr is not a terminal), fed in either convention:
+
+    * ``bar(description, fraction)`` — experiments (``registry.run_experiment``);
+    * ``bar.steps(description)`` — a ``progress(done, total)`` callback for the estimators (PT, TI, ensembles).
+    """
 
     def __init__(self, enabled: bool):
         self.enabled = enabled and sys.stderr.isatty()
@@ -106,17 +80,18 @@ class _Progress:
         if self._bar is not None:
             self._bar.update(self._task, description=str(description), completed=min(max(float(fraction), 0), 1))
 
-    def callback(self):
+    def fractions(self) -> Callable[[str, float], None] | None:
+        """The ``progress(description, fraction)`` callback, or None when disabled."""
         return self if self.enabled else None
+
+    def steps(self, description: str) -> Callable[[int, int], None] | None:
+        """A ``progress(done, total)`` callback labelled ``description``, or None when disabled."""
+        return (lambda done, total: self(description, done / max(total, 1))) if self.enabled else None
 
     def __exit__(self, *exc):
         if self._bar is not None:
             self._bar.__exit__(*exc)
         return False
-
-
-def _model_options(**kw) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if v is not None}
 
 
 def _fmt(x: float | None, digits: int = 8) -> str:
@@ -131,300 +106,9 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(registry.jsonable(obj), indent=2) + "\n")
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Built-in models
-# ----------------------------------------------------------------------------------------------------------
-
-MODELS = ("ising2d", "sk", "rbm", "hopfield", "perceptron", "linear")
-_MODEL_OPTIONS = {
-    "ising2d": ("L", "M", "J", "h"),
-    "sk": ("n", "couplings"),
-    "rbm": ("weights", "n_visible", "n_hidden", "units"),
-    "hopfield": ("n", "patterns"),
-    "perceptron": ("n", "p", "alpha", "data"),
-    "linear": ("data", "n", "p", "sigma_w"),
-}
-
-
-def _flag(option: str) -> str:
-    return "--" + (option if option in ("L", "M", "J", "h") else option.replace("_", "-"))
-
-
-class BuiltModel(NamedTuple):
-    """A model built from CLI options: the model, a label, the options used, dim and log Z(0)."""
-
-    model: Any
-    label: str
-    options: dict
-    dim: int
-    log_z0: float
-
-
-def _load_npz(path: Path, keys: tuple[str, ...], flag: str) -> dict[str, Any]:
-    """Named arrays from an .npz file, each checked finite; every failure is a one-line ValueError."""
-    import zipfile
-
-    import numpy as np
-
-    from .validate import check_finite_array
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{flag}: file not found: {path}")
-    try:
-        f = np.load(path, allow_pickle=False)
-    except (OSError, EOFError, ValueError) as err:  # not an npz / corrupt zip / pickle
-        raise ValueError(f"{flag}: cannot read {path} as .npz ({' '.join(str(err).split())})") from None
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise ValueError(f"{flag}: {path} is a single .npy array, not an .npz archive of named arrays")
-    try:
-        with f:
-            found = set(f.files)
-            missing = [k for k in keys if k not in found]
-            if missing:
-                raise ValueError(f"{flag}: {path} has no array {missing[0]!r} (it has: {', '.join(sorted(found))})")
-            arrays = {k: np.asarray(f[k]) for k in keys}
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
-        if str(err).startswith(flag):  # our own message (missing key)
-            raise
-        raise ValueError(f"{flag}: cannot read {path} as .npz ({' '.join(str(err).split())})") from None
-    for k, v in arrays.items():
-        check_finite_array(v, f"{path.name}:{k}")
-    return arrays
-
-
-def _labels(y):
-    import numpy as np
-
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    return y
-
-
-def build_model(name: str, options: dict[str, Any], *, seed: int = 0) -> BuiltModel:
-    """Build a built-in model from CLI options (random couplings/patterns/data drawn from ``seed``).
-
-    Models: ``ising2d`` (L×M torus, J, h), ``sk`` (N spins, Gaussian J ~ N(0, 1/N) or from --couplings),
-    ``rbm`` (weights from --weights, or random W, a, b ~ N(0, 1/n_visible)), ``hopfield`` (N spins, P
-    random ±1 patterns or from a file), ``perceptron`` (binary ±1 perceptron on Gardner data: random ±1 patterns
-    and labels, P = --p or round(α N)), ``linear`` (Bayesian linear regression, Gaussian prior σ_w, data from
-    --data or synthetic: X ~ N(0, 1), y = X w* + 0.1 noise).
-
-    Raises:
-        ValueError: unknown model, an option that does not apply to it, bad sizes, unreadable/NaN data.
-    """
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    name = check_choice("model", name, MODELS)
-    stray = [k for k in options if k not in _MODEL_OPTIONS[name]]
-    if stray:
-        valid = ", ".join(_flag(k) for k in _MODEL_OPTIONS[name])
-        raise ValueError(f"option {_flag(stray[0])} does not apply to model {name!r} (its options: {valid})")
-    key = jax.random.key(seed)
-    o = dict(options)
-
-    def size(opt: str, default: int) -> int:
-        return check_positive_int(o.get(opt, default), _flag(opt))
-
-    if name == "ising2d":
-        from thermodl.models.ising import Ising2D
-
-        L = size("L", 8)
-        M = size("M", L)
-        J = float(o.get("J", 1.0))
-        h = float(o.get("h", 0.0))
-        for flag, v in (("--J", J), ("--h", h)):
-            if not math.isfinite(v):
-                raise ValueError(f"{flag} must be finite, got {v!r}")
-        model = Ising2D(L, M, J=J, h=h)
-        label, used = f"Ising2D {L}×{M} (J={J:g}, h={h:g})", {"L": L, "M": M, "J": J, "h": h}
-    elif name == "sk":
-        from thermodl.models.sk import SK
-
-        if "couplings" in o:
-            if "n" in o:
-                raise ValueError("give either --n or --couplings for sk, not both")
-            J = _load_npz(o["couplings"], ("J",), "--couplings")["J"]
-            if J.ndim != 2 or J.shape[0] != J.shape[1]:
-                raise ValueError(f"--couplings: J must be square [N, N], got shape {J.shape}")
-            model = SK(jnp.asarray(J, jnp.float32))
-            used = {"couplings": str(o["couplings"])}
-        else:
-            N = size("n", 12)
-            model = SK.random(key, N)
-            used = {"n": N, "disorder_seed": seed}
-        label = f"SK N={model.dim}"
-    elif name == "rbm":
-        from thermodl.models.rbm import RBM
-
-        units = check_choice("units", o.get("units", "binary"), ("binary", "spin"))
-        if "weights" in o:
-            if "n_visible" in o or "n_hidden" in o:
-                raise ValueError("give either --weights or --n-visible/--n-hidden for rbm, not both")
-            arr = _load_npz(o["weights"], ("W", "a", "b"), "--weights")
-            W, a, b = arr["W"], arr["a"], arr["b"]
-            if W.ndim != 2:
-                raise ValueError(f"--weights: W must be 2-d [n_visible, n_hidden], got shape {W.shape}")
-            from .validate import check_shapes
-
-            check_shapes({"W": W, "a": a, "b": b}, {"W": ("n_visible", "n_hidden"), "a": ("n_visible",),
-                                                     "b": ("n_hidden",)})
-            used = {"weights": str(o["weights"]), "units": units}
-        else:
-            nv, nh = size("n_visible", 8), size("n_hidden", 4)
-            W = None
-            used = {"n_visible": nv, "n_hidden": nh, "units": units, "disorder_seed": seed}
-        if W is None:
-            model = RBM.random(key, nv, nh, scale=1.0 / math.sqrt(nv), units=units)
-        else:
-            model = RBM(jnp.asarray(W, jnp.float32), jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32),
-                        units=units)
-        label = f"RBM {model.W.shape[0]}×{model.W.shape[1]} ({units})"
-    elif name == "hopfield":
-        from thermodl.models.hopfield import Hopfield
-
-        pat = o.get("patterns", "2")
-        if str(pat).strip().lstrip("+").isdigit():
-            P, N = check_positive_int(int(pat), "--patterns"), size("n", 12)
-            model = Hopfield.random(key, P, N)
-            used = {"n": N, "patterns": P, "disorder_seed": seed}
-        else:
-            if "n" in o:
-                raise ValueError("--n does not apply when --patterns is a file (N comes from the file)")
-            xi = _load_npz(Path(pat), ("xi",), "--patterns")["xi"]
-            if xi.ndim != 2:
-                raise ValueError(f"--patterns: xi must be 2-d [P, N], got shape {xi.shape}")
-            model = Hopfield(jnp.asarray(xi, jnp.float32))
-            used = {"patterns": str(pat)}
-        label = f"Hopfield N={model.dim}"
-    elif name == "perceptron":
-        from thermodl.models.perceptron import BinaryPerceptron
-
-        if "data" in o:
-            if any(k in o for k in ("n", "p", "alpha")):
-                raise ValueError("--data gives the perceptron's patterns; do not combine it with --n/--p/--alpha")
-            X, y = _xy(o["data"])
-            used = {"data": str(o["data"])}
-        else:
-            from thermodl.models.data import gardner_patterns
-
-            N = size("n", 15)
-            if "p" in o and "alpha" in o:
-                raise ValueError("give either --p or --alpha, not both")
-            if "p" in o:
-                P = size("p", 1)
-            else:
-                alpha = o.get("alpha", 0.5)
-                if not (math.isfinite(alpha) and alpha > 0):
-                    raise ValueError(f"--alpha must be finite and > 0, got {alpha!r}")
-                P = max(1, round(alpha * N))
-            X, y = gardner_patterns(key, P, N)[:2]
-            used = {"n": N, "p": P, "disorder_seed": seed}
-        model = BinaryPerceptron(jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32))
-        label = f"binary perceptron N={model.dim}, P={np.shape(X)[0]}"
-    else:  # linear
-        from thermodl.models.linear import BayesianLinear
-
-        sigma = float(o.get("sigma_w", 1.0))
-        if not (math.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"--sigma-w must be finite and > 0, got {sigma!r}")
-        if "data" in o:
-            if any(k in o for k in ("n", "p")):
-                raise ValueError("--data gives the regression data; do not combine it with --n/--p")
-            X, y = _xy(o["data"])
-            used = {"data": str(o["data"]), "sigma_w": sigma}
-        else:
-            N, P = size("n", 4), size("p", 16)
-            kx, kw, ke = jax.random.split(key, 3)
-            X = jax.random.normal(kx, (P, N))
-            y = X @ jax.random.normal(kw, (N,)) + 0.1 * jax.random.normal(ke, (P,))
-            used = {"n": N, "p": P, "sigma_w": sigma, "disorder_seed": seed}
-        model = BayesianLinear(jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32), sigma_w=sigma)
-        label = f"Bayesian linear regression d={np.shape(X)[1]}, P={np.shape(X)[0]}"
-    return BuiltModel(model, label, used, int(model.dim), float(model.log_reference_partition()))
-
-
-def _xy(path: Path):
-    from .validate import check_shapes
-
-    arr = _load_npz(path, ("X", "y"), "--data")
-    X, y = arr["X"], _labels(arr["y"])
-    check_shapes({"X": X, "y": y}, {"X": ("P", "N"), "y": ("P",)})
-    return X, y
-
-
-def exact_log_partition(model: Any, beta: float) -> float | None:
-    """The exact log Z(β) in float64 (``engine.api.exact_log_partition``) when one exists, else ``None``."""
-    from .api import exact_log_partition as exact
-
-    try:
-        return exact(model, beta).value
-    except ValueError:  # no closed form and too large to enumerate (or e.g. Ising with h ≠ 0 on a wide lattice)
-        return None
-
-
-# Which CLI run options each method understands, and the estimator keyword they map to.
-_METHOD_OPTIONS = {
-    "ais": {"n_chains": "n_chains", "n_steps": "n_temperatures"},
-    "pt": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_replicas"},
-    "ti": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_betas"},
-    "exact": {},
-}
-_RUN_FLAGS = {"n_chains": "--chains", "n_steps": "--steps", "n_betas": "--n-betas"}
-
-
-def resolve_method(model: Any, method: str) -> str:
-    """``"auto"`` → ``"exact"`` when the model has an exact log Z (or is discrete with dim ≤ 24), else ``"ais"``
-    (the rule of ``engine.api.log_partition``)."""
-    from thermodl.models.base import has_exact
-    from thermodl.models.exact import MAX_ENUMERATION_DIM
-
-    if method != "auto":
-        return method
-    try:
-        closed_form = has_exact(model)
-    except ValueError:
-        closed_form = False
-    enumerable = getattr(model, "kind", None) == "discrete" and model.dim <= MAX_ENUMERATION_DIM
-    return "exact" if closed_form or enumerable else "ais"
-
-
-def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel: str = "auto",
-                      progress=None, **run_options) -> Any:
-    """``engine.api.log_partition`` with the CLI's options mapped onto the chosen estimator's keywords."""
-    import jax
-
-    method = resolve_method(model, method)
-    mapping = _METHOD_OPTIONS[method]
-    for name in run_options:
-        if name not in mapping:
-            raise ValueError(f"{_RUN_FLAGS[name]} does not apply to method {method!r}"
-                             + (" (auto picked exact; choose --method ais, ti or pt)" if method == "exact" else ""))
-    options = {mapping[k]: v for k, v in run_options.items()}
-    from .api import log_partition
-
-    if method == "exact":
-        return log_partition(model, beta, method="exact")
-    options["kernel"] = kernel
-    if progress is not None and method in ("pt", "ti"):
-        options["progress"] = lambda done, total: progress(f"{method.upper()} sampling", done / max(total, 1))
-    return log_partition(model, beta, method=method, key=jax.random.key(seed), **options)
-
-
-def run_thermodynamics(model: Any, betas, *, method: str, seed: int, kernel: str = "auto", progress=None,
-                       **run_options):
-    """``engine.api.thermodynamics`` on the β grid; returns its ``xarray.Dataset``."""
-    import jax
-
-    from .api import thermodynamics
-
-    options = {"kernel": kernel, **run_options}
-    if progress is not None:
-        options["progress"] = lambda done, total: progress(f"{method.upper()} sampling", done / max(total, 1))
-    return thermodynamics(model, betas, key=jax.random.key(seed), method=method, **options)
+def _build(model: str, disorder_seed: int, **flags):
+    """The model named on the command line (``factories.build`` with messages naming the CLI flags)."""
+    return factories.build(model, model_options(**flags), seed=disorder_seed, flags=True)
 
 
 @app.command()
@@ -441,23 +125,25 @@ def logz(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     L: LOpt = None, M: MOpt = None, J: JOpt = None, h: HOpt = None,  # noqa: E741
-    n: NOpt = None, p: POpt = None, alpha: AlphaOpt = None, data: DataOpt = None,
+    n: NOpt = None, p: POpt = None, alpha: AlphaOpt = None, kappa: KappaOpt = None, data: DataOpt = None,
     couplings: CouplingsOpt = None, weights: WeightsOpt = None, n_visible: NVisOpt = None,
     n_hidden: NHidOpt = None, units: UnitsOpt = None, patterns: PatternsOpt = None, sigma_w: SigmaOpt = None,
+    classes: ClassesOpt = None, widths: WidthsOpt = None, activation: ActivationOpt = None, loss: LossOpt = None,
     disorder_seed: DisorderOpt = None,
 ) -> None:
     """Estimate log Z(β) of a built-in MODEL with its standard error, and compare with the exact value when known."""
     beta = check_beta(beta, "--beta")
     method = check_choice("method", method, METHODS)
-    opts = _model_options(L=L, M=M, J=J, h=h, n=n, p=p, alpha=alpha, data=data, couplings=couplings,
-                          weights=weights, n_visible=n_visible, n_hidden=n_hidden, units=units,
-                          patterns=patterns, sigma_w=sigma_w)
-    built = build_model(model, opts, seed=seed if disorder_seed is None else disorder_seed)
-    run_opts = _run_options(chains=chains, steps=steps, n_betas=n_betas)
+    built = _build(model, seed if disorder_seed is None else disorder_seed, L=L, M=M, J=J, h=h, n=n, p=p,
+                   alpha=alpha, kappa=kappa, data=data, couplings=couplings, weights=weights, n_visible=n_visible,
+                   n_hidden=n_hidden, units=units, patterns=patterns, sigma_w=sigma_w, classes=classes,
+                   widths=widths, activation=activation, loss=loss)
+    budget = run_options(chains=chains, steps=steps, n_betas=n_betas)
     with _Progress(not quiet and not json_out) as bar:
         t0 = time.perf_counter()
+        label = f"{resolve_method(built.model, method).upper()} sampling"
         est = run_log_partition(built.model, beta, method=method, seed=seed, kernel=kernel,
-                                progress=bar.callback(), **run_opts)
+                                progress=bar.steps(label), **budget)
         wall = time.perf_counter() - t0
     exact = exact_log_partition(built.model, beta)
     z = est.z_score(exact) if exact is not None and est.method != "exact" else None
@@ -479,36 +165,9 @@ def logz(
     _console().print(table)
 
 
-def _run_options(*, chains: int | None, steps: int | None, n_betas: int | None) -> dict[str, int]:
-    out = {}
-    for name, value, flag in (("n_chains", chains, "--chains"), ("n_steps", steps, "--steps"),
-                              ("n_betas", n_betas, "--n-betas")):
-        if value is not None:
-            out[name] = check_positive_int(value, flag)
-    return out
-
-
-def _parse_betas(betas: str | None, beta_min: float | None, beta_max: float | None, n_betas: int | None):
-    import numpy as np
-
-    if betas is not None:
-        if any(v is not None for v in (beta_min, beta_max, n_betas)):
-            raise ValueError("give either --betas or --beta-min/--beta-max/--n-betas, not both")
-        try:
-            values = [float(b) for b in betas.split(",") if b.strip()]
-        except ValueError:
-            raise ValueError(f"--betas must be comma-separated numbers, got {betas!r}") from None
-        return check_betas(values, "--betas", increasing=True)
-    lo = 0.0 if beta_min is None else check_beta(beta_min, "--beta-min")
-    if beta_max is None:
-        raise ValueError("thermo needs --betas or --beta-max (with --beta-min and --n-betas)")
-    hi = check_beta(beta_max, "--beta-max", allow_zero=False)
-    if hi <= lo:
-        raise ValueError(f"--beta-max must exceed --beta-min, got {hi!r} <= {lo!r}")
-    k = check_positive_int(21 if n_betas is None else n_betas, "--n-betas")
-    if k < 2:
-        raise ValueError(f"--n-betas must be at least 2, got {k}")
-    return np.linspace(lo, hi, k)
+def _check_netcdf_path(out: Path | None) -> None:
+    if out is not None and out.suffix not in (".nc", ".nc4", ".h5"):
+        raise ValueError(f"--out must be a netCDF file ending in .nc, got {str(out)!r}")
 
 
 @app.command()
@@ -527,24 +186,24 @@ def thermo(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     L: LOpt = None, M: MOpt = None, J: JOpt = None, h: HOpt = None,  # noqa: E741
-    n: NOpt = None, p: POpt = None, alpha: AlphaOpt = None, data: DataOpt = None,
+    n: NOpt = None, p: POpt = None, alpha: AlphaOpt = None, kappa: KappaOpt = None, data: DataOpt = None,
     couplings: CouplingsOpt = None, weights: WeightsOpt = None, n_visible: NVisOpt = None,
     n_hidden: NHidOpt = None, units: UnitsOpt = None, patterns: PatternsOpt = None, sigma_w: SigmaOpt = None,
+    classes: ClassesOpt = None, widths: WidthsOpt = None, activation: ActivationOpt = None, loss: LossOpt = None,
     disorder_seed: DisorderOpt = None,
 ) -> None:
     """Thermodynamics U, F, S, C, log Z (± stderr) of a built-in MODEL on a β grid."""
-    grid = _parse_betas(betas, beta_min, beta_max, n_betas)
+    grid = parse_betas(betas, beta_min, beta_max, n_betas)
     method = check_choice("method", method, THERMO_METHODS)
-    if out is not None and out.suffix not in (".nc", ".nc4", ".h5"):
-        raise ValueError(f"--out must be a netCDF file ending in .nc, got {str(out)!r}")
-    opts = _model_options(L=L, M=M, J=J, h=h, n=n, p=p, alpha=alpha, data=data, couplings=couplings,
-                          weights=weights, n_visible=n_visible, n_hidden=n_hidden, units=units,
-                          patterns=patterns, sigma_w=sigma_w)
-    built = build_model(model, opts, seed=seed if disorder_seed is None else disorder_seed)
-    run_opts = _run_options(chains=chains, steps=steps, n_betas=None)
+    _check_netcdf_path(out)
+    built = _build(model, seed if disorder_seed is None else disorder_seed, L=L, M=M, J=J, h=h, n=n, p=p,
+                   alpha=alpha, kappa=kappa, data=data, couplings=couplings, weights=weights, n_visible=n_visible,
+                   n_hidden=n_hidden, units=units, patterns=patterns, sigma_w=sigma_w, classes=classes,
+                   widths=widths, activation=activation, loss=loss)
+    budget = run_options(chains=chains, steps=steps, n_betas=None)
     with _Progress(not quiet and not json_out) as bar:
         ds = run_thermodynamics(built.model, grid, method=method, seed=seed, kernel=kernel,
-                                progress=bar.callback(), **run_opts)
+                                progress=bar.steps(f"{method.upper()} sampling"), **budget)
     exact = [exact_log_partition(built.model, float(b)) for b in ds["beta"].values]
     if all(e is not None for e in exact):
         ds = ds.assign(log_Z_exact=("beta", [float(e) for e in exact]))
@@ -560,18 +219,15 @@ def thermo(
 
     table = Table(title=f"thermodynamics of {built.label} [{method}]")
     cols = [c for c in ("U", "F", "S", "C", "log_Z") if c in ds]
-    table.add_column("β", justify="right")
-    for c in cols:
-        table.add_column(c, justify="right")
-    if "log_Z_exact" in ds:
-        table.add_column("log Z exact", justify="right")
-        table.add_column("z", justify="right")
+    has_exact = "log_Z_exact" in ds
+    for col in ["β", *cols] + (["log Z exact", "z"] if has_exact else []):
+        table.add_column(col, justify="right")
     for i, b in enumerate(ds["beta"].values):
         cells = [f"{b:.4g}"]
         for c in cols:
             err = ds[f"{c}_stderr"].values[i] if f"{c}_stderr" in ds else math.nan
             cells.append(f"{ds[c].values[i]:.6g} ± {err:.2g}")
-        if "log_Z_exact" in ds:
+        if has_exact:
             exact_i, se = float(ds["log_Z_exact"].values[i]), float(ds["log_Z_stderr"].values[i])
             z = (float(ds["log_Z"].values[i]) - exact_i) / se if se > 0 else math.nan
             cells += [f"{exact_i:.6g}", f"{z:+.2f}"]
@@ -619,7 +275,8 @@ def reproduce(
     for key in names:
         with _Progress(not quiet) as bar:
             try:
-                res = registry.run_experiment(key, out, full=full, seed=seed, size=size, progress=bar.callback())
+                res = registry.run_experiment(key, out, full=full, seed=seed, size=size,
+                                              progress=bar.fractions())
             except Exception:  # noqa: BLE001 — with --all one broken experiment must not stop the others
                 if not all_:
                     raise
@@ -654,6 +311,43 @@ def _print_rows(console, name: str, res: dict) -> None:
                       _fmt(r.get("stderr"), 2), _fmt(r.get("theory"), 7),
                       "" if z is None else f"{z:+.2f}", verdict, _fmt(r.get("wall_s"), 3))
     console.print(table)
+
+
+SWEEP_HELP = (
+    "Run a declarative parameter sweep from a TOML CONFIG into one netCDF dataset (a dimension per axis).\n\n"
+    "Sections: [model] (name and model parameters, named as the flags of logz: n_visible for --n-visible), [data] "
+    "(more model parameters), [sampler] (kernel, step_size, ...), [estimator] (method = ensemble | ais | pt | ti | "
+    "exact | thermodynamics, n_chains, n_steps, seed, ...), [sweep] (beta and the disorder seed) and [output] "
+    "(path, unit_size). Any value may be a grid axis: a list, {linspace = [a, b, n]}, {logspace = [a, b, n]}, "
+    "{geomspace = [a, b, n]} or {range = [start, stop]}. Each value of a size compiles one program; β, seeds, J, h, "
+    "κ and σ_w are batched into it. Example:\n\n"
+    "    [model]\n    name = \"sk\"\n    n = [8, 12]\n"
+    "    [sweep]\n    beta = {linspace = [0.2, 2.0, 10]}\n    seed = [0, 1, 2, 3]\n"
+    "    [estimator]\n    n_chains = 64\n    n_steps = 2000\n"
+    "    [output]\n    path = \"sk.nc\"\n\n"
+    "More in experiments/configs/*.toml. Completed units are saved as they finish: an interrupted sweep resumes."
+)
+
+
+@app.command(help=SWEEP_HELP.replace("[", "\\["))
+def sweep(
+    config: Annotated[Path, typer.Argument(help="sweep config (.toml).", show_default=False)],
+    out: Annotated[Path | None, _opt("--out", "output netCDF file [the config's [output] path].")] = None,
+    no_resume: Annotated[bool, _opt("--no-resume", "recompute every unit instead of resuming.")] = False,
+    dry_run: Annotated[bool, _opt("--dry-run", "print the grid, compile groups and memory per unit; run nothing.")
+                       ] = False,
+    force: Annotated[bool, _opt("--force", "overwrite results of a different config at the output path.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    from .sweep import run_sweep
+
+    _check_netcdf_path(out)
+    ds = run_sweep(config, out=out, resume=not no_resume, dry_run=dry_run,
+                   progress=not quiet and sys.stderr.isatty(), force=force)
+    if not dry_run:
+        dims = " × ".join(f"{k} {v}" for k, v in ds.sizes.items()) or "a single point"
+        names = ", ".join(map(str, ds.data_vars))
+        _console().print(f"wrote {ds.encoding.get('source', out)}: {dims}; variables: {names}", markup=False)
 
 
 def _one_line(err: BaseException) -> str:

@@ -46,8 +46,8 @@ class Param(NamedTuple):
         traced: True when different values give models of identical structure and shapes (batched into one
             compiled program); False when a new value may change shapes or static configuration (recompiles).
         kind: ``"int"`` (positive size), ``"float"`` (finite), ``"positive"`` (finite, > 0), ``"seed"`` (int ≥ 0),
-            ``"path"`` (.npz file), ``"str"``, ``"int|path"`` (a count or a file), ``"widths"`` (hidden widths:
-            an int or comma-separated ints, "" for none; stored as the canonical string "16,16").
+            ``"path"`` (a file; for mlp.data also a source name), ``"str"``, ``"int|path"`` (a count or a file),
+            ``"widths"`` (hidden widths: an int or comma-separated ints, "" for none; stored as "16,16").
         doc: one line for help texts, with the default in [brackets].
     """
 
@@ -61,7 +61,7 @@ _GARDNER = {
     "n": Param(False, "int", "input dimension N [15]"),
     "p": Param(False, "int", "patterns P (random ±1 patterns and labels, Gardner 1988) [round(α·N)]"),
     "alpha": Param(False, "positive", "load α = P/N (P = round(α·N): a shape, so static) [0.5]"),
-    "data": Param(False, "path", ".npz file with X [P, N], y [P] (instead of random patterns)"),
+    "data": Param(False, "path", ".npz file with X [P, N], y [P]"),
     "kappa": Param(True, "float", "margin κ: a pattern is an error when y·w·x/√N ≤ κ [0]"),
     "seed": _SEED,
 }
@@ -102,7 +102,7 @@ MODELS: dict[str, dict[str, Param]] = {
     "mlp": {
         "n": Param(False, "int", "inputs of the teacher–student data [10]"),
         "p": Param(False, "int", "training examples [20; digits: all ≈ 270 of the two classes]"),
-        "data": Param(False, "str", "'teacher' (Gaussian inputs, labels of a random perceptron teacher), "
+        "data": Param(False, "path", "'teacher' (Gaussian inputs, labels of a random perceptron teacher), "
                                     "'digits' (sklearn 8×8 digits, two --classes) or an .npz file [teacher]"),
         "classes": Param(False, "str", "digits: the two classes 'a,b' (a → −1, b → +1) [0,1]"),
         "widths": Param(False, "widths", "hidden widths, e.g. 16,16 ('' = no hidden layer) [8]"),

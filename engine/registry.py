@@ -61,6 +61,7 @@ __all__ = [
     "atomic_output",
     "atomic_write_text",
     "jsonable",
+    "netcdf_engine",
     "write_netcdf",
 ]
 
@@ -84,8 +85,9 @@ EXPERIMENTS: dict[str, str] = {
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Write a file atomically: yields a temporary path in the same folder, renamed onto ``path`` on success.
 
-    The temporary name keeps ``path``'s suffix (so writers that infer the format from it still work). If the
-    body raises, the temporary file is removed and ``path`` is left untouched (absent, or its old content).
+    The temporary name is ``.<stem>.<random>.partial<suffix>`` (it keeps ``path``'s suffix, so writers that infer
+    the format from it still work); it is fsynced before the rename. If the body raises, the temporary file is
+    removed and ``path`` is left untouched (absent, or its old content).
 
         with atomic_output("table.csv") as tmp:
             tmp.write_text(text)
@@ -97,11 +99,31 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        with open(tmp, "rb+") as f:  # the data reach the disk before the rename makes them visible
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> the mode a plain open() would give
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (the rename) to disk; a no-op where folders cannot be opened."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -126,21 +148,28 @@ def _netcdf_safe(ds):
     return ds
 
 
+def netcdf_engine() -> str:
+    """``"h5netcdf"`` (netCDF-4) when its backend ``h5py`` is installed, else ``"scipy"`` (netCDF-3)."""
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        return "scipy"
+    return "h5netcdf"
+
+
 def write_netcdf(ds, path: str | os.PathLike) -> Path:
-    """Write an ``xarray.Dataset`` to ``path`` atomically: netCDF-4 through h5netcdf (needs ``h5py``), else
-    netCDF-3 through SciPy (booleans as int8, 64-bit integers as int32, which netCDF-3 cannot store).
+    """Write an ``xarray.Dataset`` to ``path`` atomically (``atomic_output``): netCDF-4 through h5netcdf (needs
+    ``h5py``), else netCDF-3 through SciPy (booleans as int8, 64-bit integers as int32, which netCDF-3 cannot
+    store). Attributes netCDF cannot hold become numbers or JSON strings (bool → int, dict/list/None → JSON).
+
+    The one netCDF writer of the package (experiments, ``thermodl thermo``, the sweep store).
 
     Returns:
         ``Path(path)``.
     """
     ds = _netcdf_safe(ds)
-    path = Path(path)
-    try:
-        import h5py  # noqa: F401  (h5netcdf's backend)
-
-        engine = "h5netcdf"
-    except ImportError:
-        engine = "scipy"
+    engine = netcdf_engine()
+    if engine == "scipy":
         for name, var in list(ds.variables.items()):
             if var.dtype == np.bool_:
                 ds[name] = var.astype(np.int8)
@@ -148,7 +177,7 @@ def write_netcdf(ds, path: str | os.PathLike) -> Path:
                 ds[name] = var.astype(np.int32)
     with atomic_output(path) as tmp:
         ds.to_netcdf(tmp, engine=engine)
-    return path
+    return Path(path)
 
 
 def jsonable(x: Any) -> Any:

@@ -6,8 +6,9 @@ Layout for a sweep written to ``OUT.nc``::
     OUT.nc.parts/unit-<unit_key>.nc  one completed unit (a chunk of one compile group's points)
     OUT.nc                           the final dataset (written last; then the parts folder is removed)
 
-Every file is written to a temporary name in the same folder, flushed to disk and renamed with ``os.replace``,
-which is atomic: a sweep killed at any moment leaves each unit either complete or absent, never half-written.
+Every file is written to a temporary name in the same folder, flushed to disk and renamed with ``os.replace``
+(``registry.atomic_output``, ``registry.write_netcdf``), which is atomic: a sweep killed at any moment leaves each
+unit either complete or absent, never half-written.
 ``unit_key`` is a hash of the config hash and the unit's parameters, so a unit file can only be reused by the
 very computation that produced it. A unit file that exists is complete even when the kill came before the
 manifest was updated (the manifest is rebuilt from the files on open).
@@ -18,18 +19,18 @@ the old results first.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from .registry import atomic_write_text, netcdf_engine, write_netcdf
 
 __all__ = [
     "SweepStore",
@@ -89,54 +90,10 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, fsync, then ``os.replace(tmp, path)``; the temp file is removed on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def netcdf_engine() -> str:
-    """``"h5netcdf"`` (netCDF-4) when its backend ``h5py`` is installed, else ``"scipy"`` (netCDF-3)."""
-    try:
-        import h5py  # noqa: F401
-    except ImportError:
-        return "scipy"
-    return "h5netcdf"
-
-
-def write_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike) -> None:
-    """Write ``ds`` to ``path`` atomically as netCDF-4 (h5netcdf); without ``h5py`` as netCDF-3 (scipy), which
-    stores 64-bit integers as int32 and booleans as int8."""
-    engine = netcdf_engine()
-    if engine == "scipy":
-        ds = ds.copy()
-        for name, var in list(ds.variables.items()):
-            if var.dtype == np.bool_:
-                ds[name] = var.astype(np.int8)
-            elif var.dtype.kind in "iu" and var.dtype.itemsize > 4:
-                ds[name] = var.astype(np.int32)
-    _atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine=engine))
+def write_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """``registry.write_netcdf``: atomic (temp file, fsync, ``os.replace``), netCDF-4 via h5netcdf, else netCDF-3
+    via SciPy."""
+    return write_netcdf(ds, path)
 
 
 def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
@@ -145,7 +102,7 @@ def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(_plain(obj), indent=1, sort_keys=True)))
+    atomic_write_text(path, json.dumps(_plain(obj), indent=1, sort_keys=True))
 
 
 class SweepStore:
@@ -201,7 +158,7 @@ class SweepStore:
         if force and self.out.exists():
             self.out.unlink()
         self.parts.mkdir(parents=True, exist_ok=True)
-        for tmp in self.parts.glob(".*.tmp"):  # left by a kill during a write
+        for tmp in [*self.parts.glob(".*.partial*"), *self.parts.glob(".*.tmp")]:  # left by a kill mid-write
             tmp.unlink(missing_ok=True)
         units = {}
         if manifest.exists():

@@ -3,7 +3,8 @@
 R temperature slots ``betas[0] < ... < betas[R-1]`` each hold one replica per chain; every step runs
 ``sweeps_per_swap`` kernel steps/sweeps in every slot, then proposes swaps between neighbouring slots with the
 deterministic even/odd (DEO, non-reversible) scheme: pairs (k, k+1) with k ≡ t (mod 2) at global step t
-(Okabe et al. 2001; Syed, Bouchard-Côté, Deligiannidis & Doucet, JRSS-B 84, 321 (2022), arXiv:1905.02939).
+(Okabe, Kawata, Okamoto & Mikami 2001; Syed, Bouchard-Côté, Deligiannidis & Doucet, JRSS-B 84, 321 (2022),
+arXiv:1905.02939).
 During the first half of warmup the ladder is re-placed after rounds of doubling length at equal spacing of the
 cumulative communication barrier Λ(β) = Σ_{k: β_{k+1} ≤ β} r_k estimated from the swap rejection rates r_k
 (Syed et al., Algorithm 4), endpoints fixed; the second half of warmup is burn-in at the final ladder; production
@@ -12,15 +13,16 @@ uses the frozen ladder and the frozen (dual-averaged, per-slot) step sizes.
 Layout: per-replica arrays are ``[C, R, chains, ...]`` inside, where C = ``n_copies`` ∈ {1, 2} independent PT
 systems sharing one ladder (two copies give replica overlaps q_ab = x_a·x_b/dim); ``TemperingResult`` drops the
 C axis when ``n_copies == 1`` (so positions are ``[R, chains, dim]``). Keys come from global indices only: kernel
-step t, sweep s of copy a, slot k, chain c uses ``fold_in`` by t, 0, s and then (a·R + k)·chains + c; the swap round
-of step t in copy a, chain c uses t, 1 and then a·chains + c; initial states use the replica index under
-``fold_in(key, 1)``. Results therefore do not depend on ``chunk_size``. One jitted chunk function (``lax.scan``, masked tail) serves warmup rounds and
-production; β, step sizes, keys and model arrays are traced, so a new ladder or seed never recompiles.
+step t, sweep s of copy a, slot k, chain c folds t, 0, s and then (a·R + k)·chains + c into ``fold_in(key, 2)``;
+the swap round of step t in copy a, chain c folds t, 1 and then a·chains + c; initial states use the replica index under
+``fold_in(key, 1)``. Results therefore do not depend on ``chunk_size``. One jitted chunk function (``lax.scan``
+with a masked tail) serves warmup rounds and production; β, step sizes, keys and model arrays are traced, so a new
+ladder, run length or seed never recompiles.
 
 References: R. H. Swendsen & J.-S. Wang, PRL 57, 2607 (1986); K. Hukushima & K. Nemoto, J. Phys. Soc. Jpn. 65,
-1604 (1996); Y. Okabe et al., Comput. Phys. Commun. 138, 106 (2001); Syed et al. (above); bridge sampling:
-C. H. Bennett, J. Comput. Phys. 22, 245 (1976), X.-L. Meng & W. H. Wong, Stat. Sinica 6, 831 (1996) (geometric
-bridge).
+1604 (1996); T. Okabe, M. Kawata, Y. Okamoto & M. Mikami, Chem. Phys. Lett. 335, 435 (2001); Syed et al. (above);
+bridge sampling: C. H. Bennett, J. Comput. Phys. 22, 245 (1976); X.-L. Meng & W. H. Wong, Stat. Sinica 6, 831
+(1996) (geometric bridge).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = [
     "run_tempering",
     "pt_log_partition",
     "bridge_log_partition",
+    "bridge_curve",
     "communication_barrier",
     "ladder_from_barrier",
     "initial_ladder",
@@ -244,7 +247,6 @@ def _pt_step(carry: _Carry, t, *, sampler, model, betas, step_size, key, adapt_o
     adapt_state = carry.adapt
     if use_adapt:
         mean_acc = jnp.mean(jnp.where(jnp.isfinite(acc), acc, 0.0), axis=(0, 2))
-        # a traced target: adaptation.update validates Python-number targets with a host-side bool()
         updated = adaptation.update(adapt_state, mean_acc, jnp.full_like(mean_acc, sampler.target_acceptance))
         adapt_state = jax.tree.map(lambda u, o: jnp.where(adapt_on, u, o), updated, adapt_state)
 
@@ -311,6 +313,14 @@ def _init_state(model, key, array_options, *, kernel, static_options, shape):
 
 
 # ------------------------------------------------------------------------------------------------ driver
+def _as_key(key):
+    if key is None:
+        raise ValueError("key must be a jax.random.key (or an int seed), got None")
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    return key
+
+
 def _split_options(options: dict) -> tuple[tuple, dict]:
     """Python ints/bools/strings (trajectory lengths, batch sizes) are static; arrays and floats are traced."""
     static = tuple(sorted((k, v) for k, v in options.items() if isinstance(v, (bool, int, str))))
@@ -366,13 +376,14 @@ def run_tempering(
         model: a thermodl model (``models/base.py``).
         betas: explicit increasing ladder [R] (list/array, R ≥ 2), or a tuple ``(beta_min, beta_max, n_replicas)``
             with an int ``n_replicas`` (geometric start if β_min > 0, quadratic if β_min = 0).
-        key: PRNG key. n_chains: independent PT systems per copy. n_steps: production PT steps (one step =
-            ``sweeps_per_swap`` kernel steps/sweeps in every slot, then one DEO swap round).
+        key: PRNG key (or an int seed). n_chains: independent PT systems per copy.
+        n_steps: production PT steps (one step = ``sweeps_per_swap`` kernel steps/sweeps in every slot, then one
+            DEO swap round).
         n_warmup: warmup steps (default ``n_steps // 2``): ladder rounds in the first half (if ``adapt_ladder``),
             burn-in in the second; continuous kernels adapt one step size per slot throughout (dual averaging,
             ``kernels.adaptation``), frozen for production.
-        kernel, step_size, **kernel_options: see ``engine.samplers.make_sampler``; ``step_size`` is the initial
-            (or, for kernels without a target acceptance, the fixed) step size.
+        kernel, step_size, **kernel_options: see ``engine.samplers.make_sampler``; ``step_size`` (scalar or [R])
+            is the initial (or, for kernels without a target acceptance, the fixed) step size per slot.
         adapt_ladder: re-place the ladder at equal communication-barrier spacing (Syed et al. 2022).
         n_ladder_rounds: number of doubling adaptation rounds (default: as many as fit, up to 8).
         n_copies: 1, or 2 for two independent systems on the same ladder (replica overlap histogram).
@@ -387,6 +398,7 @@ def run_tempering(
         ValueError: bad ladder, sizes, copies, or kernel/options.
     """
     ladder = _parse_ladder(betas)
+    key = _as_key(key)
     n_chains = check_positive_int(n_chains, "n_chains")
     n_steps = check_positive_int(n_steps, "n_steps")
     n_warmup = n_steps // 2 if n_warmup is None else check_nonnegative_int(n_warmup, "n_warmup")
@@ -405,11 +417,15 @@ def run_tempering(
     has_mag = callable(getattr(model, "magnetization", None))
     dtype = jnp.result_type(float)
 
-    eps0 = sampler.default_step_size if step_size is None else float(step_size)
-    if not (math.isfinite(eps0) and eps0 > 0):
+    try:
+        eps_np = np.broadcast_to(np.asarray(sampler.default_step_size if step_size is None else step_size,
+                                            np.float64), (R,))
+    except (TypeError, ValueError):
+        raise ValueError(f"step_size must be a positive number or an array [R={R}], got {step_size!r}") from None
+    if not np.all(np.isfinite(eps_np) & (eps_np > 0)):
         raise ValueError(f"step_size must be finite and > 0, got {step_size!r}")
-    adapt_state = adaptation.init(jnp.full((R,), eps0, dtype)) if sampler.target_acceptance is not None else None
-    eps = jnp.full((R,), eps0, dtype)
+    eps = jnp.asarray(eps_np, dtype)
+    adapt_state = adaptation.init(eps) if sampler.target_acceptance is not None else None
 
     state = _init_state(model, jax.random.fold_in(key, 1), array_options, kernel=sampler.name,
                         static_options=static_options, shape=(C, R, n_chains))
@@ -481,18 +497,19 @@ def _systems(x: Any, n_copies: int) -> np.ndarray:
     return np.concatenate(list(x), axis=-1)
 
 
-def bridge_log_partition(result: TemperingResult) -> tuple[float, float, dict]:
-    """log Z(β_max) − log Z(β_min) from a PT run by geometric-bridge sampling between neighbouring slots.
+def bridge_curve(result: TemperingResult) -> tuple[np.ndarray, np.ndarray, dict]:
+    """log Z(β_k) − log Z(β_0) at every slot [R] from a PT run, by geometric-bridge sampling between neighbours.
 
     log Z_{k+1}/Z_k = log E_k[e^{−(Δβ_k/2)E}] − log E_{k+1}[e^{+(Δβ_k/2)E}] (Meng & Wong 1996 with the geometric
-    bridge), summed over k. The value pools every system's log-mean-exp accumulators; the standard error is the
-    delta method over independent systems (chains × copies): each system's influence
-    ψ_s = Σ_k (Â_{k,s}/Ā_k − B̂_{k,s}/B̄_k), stderr = sd(ψ)/√S — the chain-to-chain spread, so autocorrelation
-    within a chain and correlations between pairs sharing a slot are accounted for. Systems with a non-finite
-    energy anywhere are excluded and counted.
+    bridge), accumulated over k. The value pools every system's log-mean-exp accumulators; the standard error is the
+    delta method over independent systems (chains × copies): system s has influence
+    ψ_{m,s} = Σ_{k<m} (Â_{k,s}/Ā_k − B̂_{k,s}/B̄_k) on the m-th value, stderr = sd_s(ψ_m)/√S — the chain-to-chain
+    spread, so autocorrelation within a chain and correlations between pairs sharing a slot are accounted for.
+    Systems with a non-finite energy anywhere are excluded and counted.
 
     Returns:
-        (value, stderr, info) with info = {"n_systems", "n_excluded", "pair_log_ratio" [R−1], "pair_stderr" [R−1]}.
+        (log_z [R] with log_z[0] = 0, stderr [R], info) with info = {"n_systems", "n_excluded",
+        "pair_log_ratio" [R−1], "pair_stderr" [R−1]}.
     """
     C = result.n_copies
     down = _systems(result.bridge_down.log_sum, C)  # [R−1, S]
@@ -501,22 +518,30 @@ def bridge_log_partition(result: TemperingResult) -> tuple[float, float, dict]:
     down, up = down[:, ~bad], up[:, ~bad]
     S = down.shape[1]
     if S < 2:
-        raise ValueError(f"bridge_log_partition needs at least 2 finite systems, got {S} ({int(bad.sum())} excluded)")
-    log_n = math.log(float(result.bridge_down.count))
-    ld, lu = down - log_n, up - log_n
-    big_d = _logmeanexp(ld, axis=1)
-    big_u = _logmeanexp(lu, axis=1)
+        raise ValueError(f"bridge sampling needs at least 2 finite systems, got {S} ({int(bad.sum())} excluded)")
+    big_d, big_u = _logmeanexp(down, axis=1), _logmeanexp(up, axis=1)  # the counts cancel in the ratios
     pair = big_d - big_u
-    infl = np.exp(ld - big_d[:, None]) - np.exp(lu - big_u[:, None])  # [R−1, S]
-    psi = infl.sum(axis=0)
-    stderr = float(np.std(psi, ddof=1) / math.sqrt(S))
+    infl = np.exp(down - big_d[:, None]) - np.exp(up - big_u[:, None])  # [R−1, S]
+    cum = np.cumsum(infl, axis=0)
+    log_z = np.concatenate([[0.0], np.cumsum(pair)])
+    stderr = np.concatenate([[0.0], np.std(cum, axis=1, ddof=1) / math.sqrt(S)])
     info = {
         "n_systems": S,
         "n_excluded": int(bad.sum()),
         "pair_log_ratio": pair,
         "pair_stderr": np.std(infl, axis=1, ddof=1) / math.sqrt(S),
     }
-    return float(pair.sum()), stderr, info
+    return log_z, stderr, info
+
+
+def bridge_log_partition(result: TemperingResult) -> tuple[float, float, dict]:
+    """log Z(β_max) − log Z(β_min) ± stderr from a PT run: the last point of ``bridge_curve``.
+
+    Returns:
+        (value, stderr, info) as in ``bridge_curve``.
+    """
+    log_z, stderr, info = bridge_curve(result)
+    return float(log_z[-1]), float(stderr[-1]), info
 
 
 def _logmeanexp(x: np.ndarray, axis: int) -> np.ndarray:

@@ -26,10 +26,19 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from . import observables as obs
 from .estimate import LogZEstimate
 from .validate import check_beta, check_betas, check_choice, check_positive_int
 
-__all__ = ["TICurve", "ti_integrate", "ti_curve", "ti_grid", "ti_log_partition", "cumulative_weights", "interval_weights"]
+__all__ = [
+    "TICurve",
+    "ti_integrate",
+    "ti_curve",
+    "ti_grid",
+    "ti_log_partition",
+    "cumulative_weights",
+    "interval_weights",
+]
 
 
 class TICurve(NamedTuple):
@@ -197,8 +206,8 @@ def ti_log_partition(
     Args:
         model: a thermodl model. beta: target inverse temperature (≥ 0; β = 0 returns log Z(0) exactly).
         key: PRNG key (or int seed). n_betas: grid size K (≥ 3).
-        grid: ``"auto"`` (equal thermodynamic length from a pilot run with n_steps // 4 steps on the quadratic
-            grid), ``"quadratic"``, ``"linear"``, or an explicit increasing array [K] from 0 to β.
+        grid: ``"auto"`` (equal thermodynamic length from a pilot run of the same sampler with n_steps // 4 steps
+            on the quadratic grid), ``"quadratic"``, ``"linear"``, or an explicit increasing array [K] from 0 to β.
         n_chains, n_steps, n_warmup, kernel: per grid point (``run_ensemble``) or per PT system.
         sampler: ``"ensemble"`` (independent chains at each β, ``engine.ensemble.run_ensemble``) or ``"pt"``
             (parallel tempering with the grid as a frozen ladder, ``engine.tempering.run_tempering``; the Monte
@@ -218,17 +227,37 @@ def ti_log_partition(
     check_choice("sampler", sampler, ("ensemble", "pt"))
     import jax
 
+    if key is None:
+        raise ValueError("key must be a jax.random.key (or an int seed), got None")
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         key = jax.random.key(int(key))
+
+    def run(betas, key, steps, warmup, progress):
+        """(per-chain ⟨E⟩ [K, chains] with non-finite chains as NaN, pooled Var(E) [K], the runner's result)."""
+        if sampler == "ensemble":
+            from .ensemble import run_ensemble
+
+            res = run_ensemble(model, betas, key=key, n_chains=n_chains, n_steps=steps, n_warmup=warmup,
+                               kernel=kernel, progress=progress, **options)
+            tot = obs.split_moments_total(res.energy)
+            per_chain = np.where(np.asarray(res.nonfinite), np.nan, np.asarray(tot.mean, np.float64))
+            return per_chain, np.asarray(res.energy_variance().mean, np.float64), res
+        from .tempering import run_tempering
+
+        res = run_tempering(model, betas, key=key, n_chains=n_chains, n_steps=steps, n_warmup=warmup,
+                            kernel=kernel, adapt_ladder=False, progress=progress, **options)
+        per_chain = np.where(np.asarray(res.nonfinite), np.nan, np.asarray(res.energy.mean, np.float64))
+        n, m2 = float(res.energy.count), np.asarray(res.energy.m2, np.float64)
+        ok = np.isfinite(per_chain)
+        grand = np.nanmean(per_chain, axis=1, keepdims=True)
+        ss = np.where(ok, m2 + n * (per_chain - grand) ** 2, 0.0).sum(1)
+        return per_chain, ss / np.maximum(n * ok.sum(1) - 1, 1), res
+
     if isinstance(grid, str):
         check_choice("grid", grid, ("auto", "quadratic", "linear"))
         if grid == "auto":
-            from .ensemble import run_ensemble
-
             pilot = ti_grid(beta, n_betas, "quadratic")
-            res = run_ensemble(model, pilot, key=jax.random.fold_in(key, 7), n_chains=n_chains,
-                               n_steps=max(n_steps // 4, 20), kernel=kernel, **options)
-            var = res.energy_variance().mean
+            _, var, _ = run(pilot, jax.random.fold_in(key, 7), max(n_steps // 4, 20), None, None)
             betas = ti_grid(beta, n_betas, "thermodynamic", energy_variance=var, pilot_betas=pilot)
         else:
             betas = ti_grid(beta, n_betas, grid)
@@ -237,40 +266,30 @@ def ti_log_partition(
         if betas.shape[0] < 3 or not math.isclose(betas[-1], beta, rel_tol=1e-12, abs_tol=0.0):
             raise ValueError(f"grid must have at least 3 points and end at beta={beta}, got {betas.shape[0]} points "
                              f"ending at {betas[-1]!r}")
-    key_run = jax.random.fold_in(key, 11)
-    wc = cumulative_weights(betas, "cubic")[-1]
-    diag: dict[str, Any] = {"grid": betas, "sampler": sampler}
+    per_chain, _, res = run(betas, jax.random.fold_in(key, 11), n_steps, n_warmup, progress)
+    ok = np.isfinite(per_chain)
+    n_used = ok.sum(axis=1)
+    if np.any(n_used < 2):
+        raise ValueError(f"fewer than 2 finite chains at beta={betas[int(np.argmin(n_used))]!r}; "
+                         "cannot estimate the error")
+    mean = np.nanmean(per_chain, axis=1)
+    se = np.nanstd(per_chain, axis=1, ddof=1) / np.sqrt(n_used)
+    curve = ti_integrate(betas, mean, se, log_z0=log_z0)
+    diag: dict[str, Any] = {"grid": betas, "sampler": sampler, "n_excluded_chains": int((~ok).sum())}
     if sampler == "ensemble":
-        from .ensemble import run_ensemble
-
-        res = run_ensemble(model, betas, key=key_run, n_chains=n_chains, n_steps=n_steps, n_warmup=n_warmup,
-                           kernel=kernel, progress=progress, **options)
-        u = res.mean_energy()
-        if np.any(u.n_used < 2):
-            raise ValueError(f"fewer than 2 finite chains at beta={betas[int(np.argmin(u.n_used))]!r}; "
-                             "cannot estimate the error")
-        mean, se = np.asarray(u.mean, np.float64), np.asarray(u.stderr, np.float64)
-        curve = ti_integrate(betas, mean, se, log_z0=log_z0)
+        # chains at different β are independent: the propagated error of ti_integrate
         mc = float(curve.mc_stderr[-1])
-        diag.update(n_excluded_chains=int(np.sum(u.n_excluded)), acceptance=res.acceptance_rate().mean,
-                    step_size=res.step_size, rhat=res.rhat("energy"))
+        diag.update(acceptance=res.acceptance_rate().mean, step_size=res.step_size, rhat=res.rhat("energy"))
     else:
-        from .tempering import run_tempering
-
-        res = run_tempering(model, betas, key=key_run, n_chains=n_chains, n_steps=n_steps, n_warmup=n_warmup,
-                            kernel=kernel, adapt_ladder=False, progress=progress, **options)
-        per_chain = np.asarray(res.energy.mean, np.float64)  # [R, chains]
-        ok = np.isfinite(per_chain).all(axis=0)
-        if ok.sum() < 2:
-            raise ValueError(f"fewer than 2 finite PT systems ({int((~ok).sum())} excluded); cannot estimate the error")
-        per_chain = per_chain[:, ok]
-        mean = per_chain.mean(axis=1)
-        se = per_chain.std(axis=1, ddof=1) / math.sqrt(per_chain.shape[1])
-        curve = ti_integrate(betas, mean, se, log_z0=log_z0)
-        integrals = wc @ per_chain
-        mc = float(np.std(integrals, ddof=1) / math.sqrt(per_chain.shape[1]))
-        diag.update(n_excluded_chains=int((~ok).sum()), swap_rate=res.swap_rate,
-                    round_trip_rate=res.round_trip_rate, acceptance=np.nanmean(np.asarray(res.acceptance), axis=-1))
+        # the β points share PT systems: spread of the per-system integrals (systems with a NaN excluded)
+        good = ok.all(axis=0)
+        if good.sum() < 2:
+            raise ValueError(f"fewer than 2 finite PT systems ({int((~good).sum())} excluded); cannot estimate "
+                             "the error")
+        integrals = cumulative_weights(betas, "cubic")[-1] @ per_chain[:, good]
+        mc = float(np.std(integrals, ddof=1) / math.sqrt(good.sum()))
+        diag.update(swap_rate=res.swap_rate, round_trip_rate=res.round_trip_rate, step_size=res.step_size,
+                    acceptance=np.nanmean(np.asarray(res.acceptance, np.float64), axis=-1))
     quad = float(curve.quadrature_error[-1])
     diag.update(mean_energy=mean, mean_energy_stderr=se, mc_stderr=mc, quadrature_error=quad,
                 quadrature_dominated=bool(quad > mc))

@@ -44,6 +44,7 @@ __all__ = [
     "gibbs_binary_branch",
     "BinaryGibbsBranch",
     "binary_gibbs_transition",
+    "binary_spinodal",
 ]
 
 _SQRT2PI = math.sqrt(2.0 * math.pi)
@@ -312,3 +313,23 @@ def binary_gibbs_transition() -> float:
     """α_c of the first-order transition to perfect generalisation (Ising student and teacher): the α where the
     entropy of the R < 1 branch vanishes, ≈ 1.245 (Györgyi 1990; Sompolinsky, Tishby & Seung 1990)."""
     return float(optimize.brentq(lambda a: gibbs_binary_branch(a).entropy, 0.8, 1.45, xtol=1e-9))
+
+
+def binary_spinodal(tol: float = 1e-6) -> float:
+    """α_sp where the R < 1 branch of Ising Gibbs learning ends (bisection on its existence), ≈ 1.493: the
+    algorithmic threshold of teacher–student inference for the binary perceptron (Zdeborová & Krzakala 2016)."""
+
+    def exists(a: float) -> bool:
+        try:
+            gibbs_binary_branch(a)
+            return True
+        except ValueError:
+            return False
+
+    lo, hi = 1.3, 1.7
+    if not exists(lo) or exists(hi):
+        raise ValueError("the spinodal of the binary Gibbs branch is not in [1.3, 1.7]")
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if exists(mid) else (lo, mid)
+    return float(0.5 * (lo + hi))

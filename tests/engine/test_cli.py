@@ -1,4 +1,5 @@
-"""The `thermodl` command line: help, one-line errors with exit code 2, exact values, atomic outputs, registry."""
+"""The `thermodl` command line: help, one-line errors with exit code 2, exact values, atomic outputs, registry,
+declarative sweeps."""
 
 import itertools
 import json
@@ -13,7 +14,8 @@ import pytest
 
 from thermodl.engine import cli, registry
 
-SUBCOMMANDS = ("logz", "thermo", "reproduce")
+SUBCOMMANDS = ("logz", "thermo", "reproduce", "sweep")
+CONFIGS = os.path.join(os.path.dirname(registry.__file__), os.pardir, "experiments", "configs")
 
 
 def run_cli(capsys, *args):
@@ -48,7 +50,7 @@ def test_no_arguments_prints_help(capsys):
     assert code == 0 and "logz" in out
 
 
-@pytest.mark.parametrize("sub", SUBCOMMANDS)
+@pytest.mark.parametrize("sub", SUBCOMMANDS[:3])
 def test_subcommand_help(capsys, sub):
     code, out, err = run_cli(capsys, sub, "--help")
     assert code == 0, err
@@ -58,8 +60,16 @@ def test_subcommand_help(capsys, sub):
 def test_logz_help_documents_model_options(capsys):
     _, out, _ = run_cli(capsys, "logz", "--help")
     for flag in ("--beta", "--method", "--L", "--couplings", "--weights", "--patterns", "--alpha", "--data",
-                 "--sigma-w", "--json", "[P, N]"):
+                 "--sigma-w", "--json", "[P, N]", "--kappa", "--widths", "--loss", "spherical_perceptron", "mlp"):
         assert flag in out, flag
+
+
+def test_sweep_help_explains_the_config(capsys):
+    code, out, err = run_cli(capsys, "sweep", "--help")
+    assert code == 0, err
+    for text in ("CONFIG", "[model]", "[sweep]", "[estimator]", "[output]", "linspace", "experiments/configs/",
+                 "--out", "--no-resume", "--dry-run", "--force", "--quiet"):
+        assert text in out, text
 
 
 # ------------------------------------------------------------------------------------------ bad inputs
@@ -95,6 +105,16 @@ def test_logz_help_documents_model_options(capsys):
         (("reproduce", "no-such-experiment"), "unknown experiment 'no-such-experiment'; choose one of: exact-checks"),
         (("reproduce",), "reproduce needs an experiment NAME or --all"),
         (("reproduce", "exact-checks", "--all"), "reproduce needs an experiment NAME or --all"),
+        (("logz", "sk", "--beta", "1", "--kappa", "0.1"), "option --kappa does not apply to model 'sk'"),
+        (("logz", "perceptron", "--beta", "1", "--alpha", "-1"), "--alpha must be finite and > 0, got -1.0"),
+        (("logz", "mlp", "--beta", "1", "--loss", "hinge"), "unknown loss 'hinge'; choose one of: squared, logistic"),
+        (("logz", "mlp", "--beta", "1", "--widths", "8,x"), "--widths must be comma-separated positive integers"),
+        (("logz", "mlp", "--beta", "1", "--widths", "0"), "--widths must be comma-separated positive integers, got '0"),
+        (("logz", "mlp", "--beta", "1", "--classes", "3,8"), "--classes applies only to --data digits"),
+        (("logz", "mlp", "--beta", "1", "--data", "teachr"), "unknown --data 'teachr'; choose one of: teacher"),
+        (("logz", "mlp", "--beta", "1", "--data", "digits", "--n", "5"), "--n applies only to --data teacher"),
+        (("sweep", "no-such-config.toml"), "sweep config file 'no-such-config.toml' does not exist"),
+        (("sweep",), "Missing argument"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, args, fragment):
@@ -374,3 +394,106 @@ def test_write_netcdf_round_trip(tmp_path, monkeypatch, h5py_available):
         assert [str(v) for v in back["label"].values] == ["a", "bb", "ccc"]
         assert back.attrs["flag"] == 1 and json.loads(back.attrs["config"]) == {"L": 4}
         assert back.attrs["name"] == "run"
+
+
+# ------------------------------------------------------------------------------------------------ sweep
+
+
+def _ising_mean_energy_enumerated(L: int, beta: float) -> float:
+    """<E> of the L×L periodic Ising model (J=1, h=0, E = total energy) by brute force in float64."""
+    states = np.array(list(itertools.product((-1.0, 1.0), repeat=L * L))).reshape(-1, L, L)
+    energy = -(states * np.roll(states, -1, axis=1) + states * np.roll(states, -1, axis=2)).sum(axis=(1, 2))
+    w = np.exp(-beta * (energy - energy.min()))
+    return float((w * energy).sum() / w.sum())
+
+
+def test_sweep_dry_run_of_a_shipped_config_writes_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the config's [output] path is relative: nothing may appear here
+    code, out, err = run_cli(capsys, "sweep", os.path.join(CONFIGS, "ising.toml"), "--dry-run")
+    assert code == 0, err
+    assert "39 points, 3 compile group(s)" in out
+    for fragment in ("L=8", "L=16", "L=32", "beta", "MiB/device"):
+        assert fragment in out, fragment
+    assert list(tmp_path.iterdir()) == []
+
+
+TINY_SWEEP = """
+[model]
+name = "ising2d"
+L = 4
+[sweep]
+beta = [0.2, 0.45]
+[estimator]
+n_chains = 16
+n_steps = 400
+n_warmup = 100
+seed = {seed}
+[output]
+path = "{path}"
+"""
+
+
+def test_sweep_tiny_run_writes_netcdf_matching_enumeration(capsys, tmp_path):
+    import xarray as xr
+
+    cfg = tmp_path / "tiny.toml"
+    out = tmp_path / "res" / "tiny.nc"
+    cfg.write_text(TINY_SWEEP.format(seed=0, path=out))
+    code, stdout, err = run_cli(capsys, "sweep", cfg, "--quiet")
+    assert code == 0, err
+    assert f"wrote {out}: beta 2" in stdout
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.nc"]  # parts folder and temp files removed
+    with xr.open_dataset(out) as ds:
+        np.testing.assert_allclose(ds["beta"].values, [0.2, 0.45])
+        exact = np.array([_ising_mean_energy_enumerated(4, b) for b in ds["beta"].values])
+        z = (ds["energy"].values - exact) / ds["energy_stderr"].values
+        assert np.all(ds["energy_stderr"].values > 0) and np.all(np.abs(z) < 4), z
+        assert json.loads(ds.attrs["config"])["model"] == {"name": "ising2d", "L": 4}
+    before = out.read_bytes()
+
+    # the same config again: the finished result is reused; --no-resume recomputes it (same seeds, same numbers)
+    assert run_cli(capsys, "sweep", cfg, "-q")[0] == 0 and out.read_bytes() == before
+    assert run_cli(capsys, "sweep", cfg, "-q", "--no-resume", "--out", tmp_path / "again.nc")[0] == 0
+    with xr.open_dataset(out) as a, xr.open_dataset(tmp_path / "again.nc") as b:
+        np.testing.assert_array_equal(a["energy"].values, b["energy"].values)
+
+    # a different config at the same path is refused (exit 2, one line) unless --force
+    cfg.write_text(TINY_SWEEP.format(seed=1, path=out))
+    assert_usage_error(*run_cli(capsys, "sweep", cfg, "-q"), "holds results of a different sweep config", "--force")
+    assert out.read_bytes() == before
+    assert run_cli(capsys, "sweep", cfg, "-q", "--force")[0] == 0
+    assert out.read_bytes() != before
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[model\nname = 'sk'", "sweep config is not valid TOML"),
+    ("[model]\nname = 'sk'\nn = 0", "sk.n must be a positive integer, got 0"),
+    ("[modle]\nname = 'sk'", "unknown config section(s) 'modle'"),
+    ("[model]\nname = 'potts'", "unknown model 'potts'"),
+    ("[model]\nname = 'sk'\n[sweep]\nbeta = {linspace = [0, 1]}", "linspace needs [start, stop, n]"),
+    ("[model]\nname = 'sk'", "[sweep] needs beta"),
+    ("[model]\nname = 'sk'\nn = 4\n[sweep]\nbeta = 0.5", "no output path: pass out=... (CLI: --out)"),
+])
+def test_sweep_bad_config_is_one_line_exit_2(capsys, tmp_path, text, fragment):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    assert_usage_error(*run_cli(capsys, "sweep", cfg, "-q"), fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_sweep_out_must_be_netcdf(capsys, tmp_path):
+    assert_usage_error(*run_cli(capsys, "sweep", os.path.join(CONFIGS, "sk.toml"), "--out", tmp_path / "x.csv"),
+                       "--out must be a netCDF file ending in .nc")
+
+
+def test_one_progress_adapter_serves_both_conventions():
+    calls = []
+    bar = cli._Progress(False)
+    bar.enabled = True  # as on a terminal, with a recording stand-in for the rich bar
+    bar._bar, bar._task = type("Bar", (), {"update": lambda self, task, **kw: calls.append(kw)})(), 0
+    bar.fractions()("experiment", 0.5)  # experiments: progress(description, fraction)
+    bar.steps("PT sampling")(30, 120)  # estimators: progress(done, total)
+    bar.steps("TI sampling")(0, 0)
+    assert calls == [{"description": "experiment", "completed": 0.5}, {"description": "PT sampling", "completed": 0.25},
+                     {"description": "TI sampling", "completed": 0.0}]
+    assert cli._Progress(False).fractions() is None and cli._Progress(False).steps("x") is None

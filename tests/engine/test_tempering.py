@@ -146,6 +146,14 @@ def test_chunk_size_independent_and_no_recompile():
     assert T._run_chunk._cache_size() == n_compiled
 
 
+def test_dtype_preserved(dtype):
+    res = run_tempering(Ising2D(4), ISING4_LADDER, key=0, n_steps=20, n_warmup=10, **ISING4)
+    assert res.positions.dtype == dtype and res.energy.mean.dtype == dtype
+    assert res.bridge_down.log_sum.dtype == dtype
+    value, stderr, _ = bridge_log_partition(res)
+    assert np.isfinite(value) and stderr > 0
+
+
 def test_moments_match_enumeration_ising4():
     """⟨E⟩ and ⟨m²⟩ in every slot of a PT run on the 4×4 Ising model vs exact enumeration."""
     model = Ising2D(4)

@@ -39,7 +39,8 @@ def _exact_batch(model, betas):
 def test_cubic_rule_exact_for_cubics_on_nonuniform_grid():
     b = np.sort(np.r_[0.0, np.random.default_rng(0).uniform(0, 2, 9), 2.0])
     W, Wt = cumulative_weights(b, "cubic"), cumulative_weights(b, "trapezoid")
-    for f, F in [(lambda x: 1 + x, lambda x: x + x**2 / 2), (lambda x: x**3 - 2 * x**2, lambda x: x**4 / 4 - 2 * x**3 / 3)]:
+    cases = [(lambda x: 1 + x, lambda x: x + x**2 / 2), (lambda x: x**3 - 2 * x**2, lambda x: x**4 / 4 - 2 * x**3 / 3)]
+    for f, F in cases:
         np.testing.assert_allclose(W @ f(b), F(b) - F(b[0]), atol=1e-12)
     np.testing.assert_allclose(Wt @ (1 + b), b + b**2 / 2, atol=1e-12)
     assert not np.allclose(Wt @ b**3, b**4 / 4, atol=1e-6)  # the trapezoid is only second order

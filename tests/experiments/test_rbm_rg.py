@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from thermodl.experiments import rbm_rg
-from thermodl.models import RBM, enumerate_states
+from thermodl.models import enumerate_states
 
 
 def test_pcd_gradient_is_the_log_likelihood_gradient(x64):

@@ -1,0 +1,155 @@
+"""`thermodl reproduce gardner`: the capacity theory (Cover, Gardner RS volume, binary RS entropy) against known
+numbers, the helpers (LP separability, zero-pattern padding, systematic resampling, population annealing + TI vs
+exact enumeration), and a tiny end-to-end run writing the table, netCDF and figure."""
+
+import csv
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+from thermodl.engine.ti import ti_integrate
+from thermodl.experiments import gardner
+from thermodl.experiments import theory_perceptron as tp
+from thermodl.models.base import stack_models
+from thermodl.models.perceptron import BinaryPerceptron, SphericalPerceptron, gardner_capacity
+
+
+# ------------------------------------------------------------------------------------------------ theory
+def test_cover_formula_known_values():
+    for n in range(1, 40):
+        assert tp.cover_separable_probability(2 * n, n) == 0.5  # crossing at α = 2 for every N (symmetry)
+        assert tp.cover_separable_probability(n, n) == 1.0  # P ≤ N points in general position: always
+    # Cover's count C(P, N) = 2 Σ_{k<N} C(P−1, k) dichotomies: P = 4 points in the plane -> 8 of 16
+    assert tp.cover_separable_probability(4, 2) == 0.5
+    assert tp.cover_separable_probability(3, 2) == 0.75
+    assert tp.cover_separable_probability(5, 1) == 2.0 / 32.0  # N = 1: only y = ±sign(x)
+    with pytest.raises(ValueError, match="P must be a positive integer"):
+        tp.cover_separable_probability(0, 3)
+
+
+def test_gardner_volume_limits_and_capacity():
+    assert tp.gardner_log_volume(0.0) == (0.0, 0.0)
+    a = 0.01  # small α: q* ≈ 2α/π and (1/N) ln V ≈ −α ln 2 − α²/π² (expansion of the RS functional)
+    v = tp.gardner_log_volume(a)
+    assert v.q == pytest.approx(2 * a / math.pi, rel=0.02)
+    assert v.log_volume == pytest.approx(-a * math.log(2) - a**2 / math.pi**2, rel=1e-3)
+    prev = 0.0
+    for a in (0.25, 0.5, 1.0, 1.5, 1.9):
+        v = tp.gardner_log_volume(a)
+        assert v.log_volume < -a * math.log(2) < 0  # quenched below the annealed bound
+        assert v.log_volume < prev
+        prev = v.log_volume
+    assert tp.gardner_log_volume(1.99).q > 0.99  # q -> 1 at α_c = 2 = gardner_capacity(0)
+    assert gardner_capacity(0.0) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="capacity"):
+        tp.gardner_log_volume(2.05)
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        tp.gardner_log_volume(-1.0)
+
+
+def test_gardner_volume_is_stationary_in_q():
+    a = 1.0
+    v = tp.gardner_log_volume(a)
+
+    def g(q):
+        return 0.5 * math.log1p(-q) + q / (2 * (1 - q)) + tp._energetic(q, a, 0.0)
+
+    h = 1e-4
+    assert (g(v.q + h) - g(v.q - h)) / (2 * h) == pytest.approx(0.0, abs=1e-5)
+    assert g(v.q) == pytest.approx(v.log_volume, abs=1e-10)
+
+
+def test_binary_entropy_rs_known_numbers():
+    s0 = tp.binary_entropy_rs(0.0)
+    assert s0.entropy == pytest.approx(math.log(2))
+    for a in (0.2, 0.5, 0.8):
+        assert tp.binary_entropy_rs(a).entropy < (1 - a) * math.log(2)  # below the annealed entropy
+    assert tp.binary_zero_entropy_alpha() == pytest.approx(0.833, abs=1e-3)  # Krauth & Mézard 1989
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def test_linearly_separable():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 10))
+    assert gardner.linearly_separable(X, np.sign(X @ rng.standard_normal(10)))  # teacher labels
+    assert not gardner.linearly_separable(np.array([[1.0, 2.0], [1.0, 2.0]]), np.array([1.0, -1.0]))
+    assert not gardner.linearly_separable(np.array([[1.0, 0], [0, 1.0], [1.0, 1.0]]), np.array([1.0, 1.0, -1.0]))
+
+
+@pytest.mark.parametrize("cls", [SphericalPerceptron, BinaryPerceptron])
+def test_zero_padding_adds_a_constant_energy(cls):
+    rng = np.random.default_rng(1)
+    X, y = np.sign(rng.standard_normal((6, 7))).astype(np.float32), np.sign(rng.standard_normal(6)).astype(np.float32)
+    Xp, yp, n_pad = gardner.pad_patterns(X, y, 10)
+    assert n_pad == 4 and Xp.shape == (10, 7)
+    m, mp = cls(X, y), cls(Xp, yp)
+    for _ in range(20):
+        w = jnp.asarray(np.sign(rng.standard_normal(7)), jnp.float32)
+        assert float(mp.energy(w)) == float(m.energy(w)) + 4
+    with pytest.raises(ValueError, match="cannot pad 6 patterns to 5"):
+        gardner.pad_patterns(X, y, 5)
+
+
+def test_systematic_resampling_is_proportional():
+    log_w = np.log(np.array([[0.5, 0.25, 0.125, 0.125], [1.0, 0.0, 0.0, 0.0]]) + 1e-300)
+    for u in (0.0, 0.3, 0.99):
+        idx = gardner._systematic_resample(log_w, np.array([u, u]))
+        assert sorted(np.bincount(idx[0], minlength=4)) == [0, 1, 1, 2] or list(np.bincount(idx[0], minlength=4)) \
+            in ([2, 1, 1, 0], [2, 1, 0, 1])
+        assert np.bincount(idx[0], minlength=4)[0] == 2 and np.bincount(idx[0], minlength=4)[1] == 1
+        assert (idx[1] == 0).all()
+
+
+def test_anneal_and_ti_match_exact_log_partition():
+    """Population annealing + TI of ⟨E⟩ to β = 20 reproduces the enumerated log Z(20) of small binary perceptrons:
+    the per-sample differences average to zero within their sample-to-sample standard error (t quantile)."""
+    N, P, D = 9, 5, 6
+    rng = np.random.default_rng(3)
+    probs = [(np.sign(rng.standard_normal((P, N))).astype(np.float32),
+              np.sign(rng.standard_normal(P)).astype(np.float32)) for _ in range(D)]
+    models = stack_models([gardner._BinaryStack(X, y) for X, y in probs])
+    grid = gardner.zero_temperature_grid(10)
+    res = gardner.anneal(models, grid, np.full(D, P / 2), key=jax.random.key(0), n_chains=32, n_steps=60,
+                         kernel="heat_bath")
+    assert res.mean_energy.shape == (D, 10) and res.n_nonfinite == 0
+    est = np.array([ti_integrate(grid, res.mean_energy[d], res.mean_energy_stderr[d]).log_z[-1] + N * math.log(2)
+                    for d in range(D)])
+    exact = np.array([float(BinaryPerceptron(X, y).exact_log_partition(20.0)) for X, y in probs])
+    diff = est - exact
+    t = diff.mean() / (diff.std(ddof=1) / math.sqrt(D))
+    assert abs(t) < stats.t.ppf(1 - 0.0027 / 2, D - 1), (diff, t)
+    assert np.all(np.abs(diff) < 1.0)
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+def test_unknown_size_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown size 'huge'"):
+        gardner.run(tmp_path, size="huge")
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_table_data_and_figure(tmp_path):
+    res = gardner.run(tmp_path, size="tiny", seed=1)
+    for k in ("figure", "table_md", "table_csv", "data"):
+        assert (tmp_path / res[k].split("/")[-1]).exists()
+    with open(res["table_csv"]) as f:
+        rows = list(csv.DictReader(f))
+    names = [r["quantity"] for r in rows]
+    assert sum(q.startswith("P_sep gaussian") for q in names) == 6
+    assert sum(q.startswith("(1/N) ln V, N=10") for q in names) == 2
+    assert any(q.startswith("binary N=9") for q in names)
+    assert any(q.startswith("alpha where the binary RS entropy vanishes") for q in names)
+    for r in res["rows"]:
+        if r["pass"] is not None:
+            assert math.isfinite(r["measured"]) and math.isfinite(r["tolerance"])
+    ds = xr.open_dataset(res["data"])
+    assert ds["volume_log_v"].shape == (2, 2, 4)
+    assert np.isfinite(ds["volume_log_v"]).all()
+    assert set(itertools.chain(ds["enum_N"].values)) == {9, 11}
+    ds.close()

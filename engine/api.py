@@ -164,6 +164,7 @@ def thermodynamics(
     n_warmup: int | None = None,
     kernel: str = "auto",
     progress: Callable[[int, int], None] | None = None,
+    n_integration: int = 32,
     **options,
 ):
     """U, F, S, C and log Z on a β grid, with standard errors, as an ``xarray.Dataset``.
@@ -178,6 +179,10 @@ def thermodynamics(
             must resolve U(β)); ``"pt"`` — one parallel-tempering run with the grid as a frozen ladder; log Z by
             geometric bridges between neighbours (stderr from the chain-to-chain spread).
         n_chains, n_steps, n_warmup, kernel, progress: passed to the runner. **options: further runner options.
+        n_integration: for ``method="ti"``, the user's βs are merged with a quadratic grid of this many points
+            from 0 to max(betas) (dense near β = 0, where U(β) of weight ensembles curves most), so that log Z is
+            integrated on a grid that resolves U(β) even when the requested βs are few; only the requested βs
+            are returned. 0 integrates on the requested βs alone.
 
     Returns:
         ``xarray.Dataset`` with coordinate ``beta`` [K] and variables U, F, S, C, log_Z and ``<name>_stderr``
@@ -195,8 +200,16 @@ def thermodynamics(
     if n_warmup is not None:
         n_warmup = check_nonnegative_int(n_warmup, "n_warmup")
     key = _as_key(key)
-    added_zero = user_betas[0] != 0.0
-    grid = np.concatenate([[0.0], user_betas]) if added_zero else user_betas
+    grid = np.union1d([0.0], user_betas)
+    if method == "ti" and n_integration and user_betas[-1] > 0:
+        from .ti import ti_grid
+
+        n_integration = check_positive_int(n_integration, "n_integration")
+        grid = np.union1d(grid, ti_grid(float(user_betas[-1]), max(n_integration, 3), "quadratic"))
+    # drop internal points that coincide with a requested β up to rounding
+    keep = np.concatenate([[True], np.diff(grid) > 1e-12 * max(1.0, float(grid[-1]))])
+    grid = grid[keep]
+    out_index = np.searchsorted(grid, user_betas - 1e-12 * max(1.0, float(grid[-1])))
     log_z0 = float(model.log_reference_partition())
     attrs: dict[str, Any] = {"method": method, "n_chains": n_chains, "n_steps": n_steps, "log_Z0": log_z0,
                              "model": type(model).__name__}
@@ -255,7 +268,6 @@ def thermodynamics(
         "acceptance": acceptance, "rhat": rhat, "ess": ess, "n_excluded": np.asarray(n_excl),
         **extra,
     }
-    sl = slice(1, None) if added_zero else slice(None)
-    ds = xr.Dataset({k: ("beta", np.asarray(v, np.float64)[sl]) for k, v in data.items()},
+    ds = xr.Dataset({k: ("beta", np.asarray(v, np.float64)[out_index]) for k, v in data.items()},
                     coords={"beta": user_betas}, attrs=attrs)
     return ds

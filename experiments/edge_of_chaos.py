@@ -57,7 +57,7 @@ SNR = 3.0
 TOLERANCE = 3.0
 
 _SIZES = {
-    "tiny": dict(width=24, depth=10, burn_in=4, jac_stride=2, n_networks=4, grid_w=(0.8, 2.0, 3.0),
+    "tiny": dict(width=24, depth=10, burn_in=4, jac_stride=2, n_networks=8, grid_w=(0.8, 2.0, 3.0),
                  grid_b=(0.0, 0.05), points=((1.2, 0.05), (3.0, 0.05)), table_networks=8,
                  crit_w=(1.5, 1.76, 2.0), crit_networks=8, xi_width=24, xi_depth=16, xi_networks=6, xi_pairs=2,
                  xi_w=(1.2, 3.0), n_boot=50),

@@ -168,7 +168,7 @@ def _systematic_resample(log_w: np.ndarray, u: np.ndarray) -> np.ndarray:
     w = np.exp(log_w - np.max(log_w, axis=1, keepdims=True))
     cdf = np.cumsum(w, axis=1) / w.sum(axis=1, keepdims=True)
     pts = (u[:, None] + np.arange(c)[None, :]) / c
-    return np.stack([np.minimum(np.searchsorted(cdf[i], pts[i]), c - 1) for i in range(d)])
+    return np.stack([np.minimum(np.searchsorted(cdf[i], pts[i], side="right"), c - 1) for i in range(d)])
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -324,7 +324,7 @@ def _volume_samples(cfg: _Size, N: int, seed: int, progress) -> tuple[np.ndarray
             P_of.append(P)
     n_pad, P_of = np.asarray(n_pad, np.float64), np.asarray(P_of, np.float64)
     grid = zero_temperature_grid(cfg.volume_stages)
-    res = anneal(stack_models(models), grid, P_of / 2.0 + n_pad, key=jax.random.key(seed * 1000 + N),
+    res = anneal(stack_models(models), grid, P_of / 2.0 + n_pad, key=jax.random.fold_in(jax.random.key(seed), N),
                  n_chains=cfg.volume_chains, n_steps=cfg.volume_steps, kernel="sphere", progress=progress)
     u = res.mean_energy - n_pad[:, None]
     u[:, 0] = P_of / 2.0  # each pattern is misclassified by half the sphere
@@ -407,21 +407,25 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
     # the engine: AIS log Z(β = 20) vs the exact log Z(20) of the same samples
     N = cfg.ais_N
     P_max = max(int(round(a * N)) for a in cfg.ais_alphas)
-    ais = np.full((len(cfg.ais_alphas), cfg.ais_disorder, 3), np.nan)  # AIS value, AIS stderr, exact
+    ais = np.full((len(cfg.ais_alphas), cfg.ais_disorder, 4), np.nan)  # AIS value, AIS stderr, exact, SAT
     for a, alpha in enumerate(cfg.ais_alphas):
         probs = _binary_problems(_rng(seed, 4, N, a), N, int(round(alpha * N)), cfg.ais_disorder, P_max)
+        n_unreliable = 0
         with common.stopwatch() as sw:
             for d, (X, y, npad) in enumerate(probs):
                 m = BinaryPerceptron(X, y)
-                est = log_partition(m, BETA_MAX, method="ais", key=jax.random.key(seed * 10_000 + 100 * a + d),
-                                    n_chains=cfg.ais_chains, n_temperatures=cfg.ais_temperatures)
+                k = jax.random.fold_in(jax.random.key(seed), 1_000 + 100 * a + d)
+                est = log_partition(m, BETA_MAX, method="ais", key=k, n_chains=cfg.ais_chains,
+                                    n_temperatures=cfg.ais_temperatures)
                 exact = exact_log_partition(m, BETA_MAX).value  # float64 enumeration
-                ais[a, d] = (est.value + BETA_MAX * npad, est.stderr, exact + BETA_MAX * npad)
+                solvable = int(m.energy_counts()[npad]) > 0  # E = n_pad: no error on the real patterns
+                ais[a, d] = (est.value + BETA_MAX * npad, est.stderr, exact + BETA_MAX * npad, float(solvable))
+                n_unreliable += bool(est.diagnostics.get("unreliable", False))
         progress(0.6 + 0.4 * (a + 1) / len(cfg.ais_alphas))
         rows.append(_check(f"binary N={N} alpha={round(alpha * N) / N:.4g}: mean log Z(beta=20)/N", "engine AIS",
                            ais[a, :, 0].mean() / N, math.sqrt(np.sum(ais[a, :, 1] ** 2)) / cfg.ais_disorder / N,
                            ais[a, :, 2].mean() / N, dof=cfg.ais_chains - 1, wall_s=sw["s"],
-                           theory_source="exact enumeration, same samples"))
+                           n_ais_unreliable=n_unreliable, theory_source="exact enumeration, same samples"))
     alpha_zero = theory.binary_zero_entropy_alpha()
     rows.append(_check("alpha where the binary RS entropy vanishes", "RS solver", alpha_zero, 0.0005, 0.833,
                        dof=math.inf, theory_source="Krauth & Mezard 1989 (3 digits: stderr = half a unit)"))
@@ -431,7 +435,8 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
             "enum_alpha_eff": (("enum_N", "enum_alpha"), alpha_eff), "enum_rs": (("enum_N", "enum_alpha"), rs),
             "ais_log_z": (("ais_alpha", "ais_disorder"), ais[..., 0]),
             "ais_log_z_stderr": (("ais_alpha", "ais_disorder"), ais[..., 1]),
-            "ais_exact_log_z": (("ais_alpha", "ais_disorder"), ais[..., 2])}
+            "ais_exact_log_z": (("ais_alpha", "ais_disorder"), ais[..., 2]),
+            "ais_sat": (("ais_alpha", "ais_disorder"), ais[..., 3].astype(bool))}
     return data, rows
 
 
@@ -475,8 +480,10 @@ def _figure(cfg: _Size, ds: xr.Dataset, curves: dict):
         a2.errorbar(x[ok], y[ok], yerr=3 * e[ok], fmt="o", ms=3, color=line.get_color(), label=f"enumeration N={N}")
         a2.plot(x[~ok], y[~ok], "o", ms=3, mfc="none", color=line.get_color())
     N = cfg.ais_N
-    a2.plot([round(a * N) / N for a in cfg.ais_alphas], v["ais_log_z"].mean(1) / N, "k*", ms=7,
-            label=f"engine AIS log Z(β=20), N={N}")
+    sat = v["ais_sat"]
+    a2.plot([round(a * N) / N for a in cfg.ais_alphas],
+            np.where(sat, v["ais_log_z"], 0).sum(1) / np.maximum(sat.sum(1), 1) / N, "k*", ms=7,
+            label=f"engine AIS log Z(β=20), N={N} (SAT samples)")
     a2.axvline(0.833, color="0.6", ls=":")
     a2.axhline(0.0, color="0.8", lw=0.6)
     a2.set(xlabel="α", ylabel="(1/N) ln #solutions", title="(iii) binary: entropy (open: some samples UNSAT)")

@@ -10,7 +10,7 @@ normalised teacher–student overlap. Data from ``models.data.teacher_student`` 
     ε streamed as an observable. The data are first rotated by the Householder reflection that maps the teacher
     onto the first axis (an exact symmetry of Gaussian inputs and of the uniform measure), so R = w₁/√N for every
     sample and one compiled observable serves all. Theory: R/√(1−R) = (α/π) ∫Dt e^{−R t²/2}/H(−√R t)
-    (G. Györgyi & N. Tishby 1990; A. Engel & C. Van den Broeck, *Statistical Mechanics of Learning*, eq. 2.41),
+    (G. Györgyi & N. Tishby 1990; A. Engel & C. Van den Broeck, *Statistical Mechanics of Learning*, ch. 2),
     ε ≈ 0.625/α at large α (``theory_perceptron.gibbs_error_spherical``).
 (ii) **Binary** (±1) student and teacher: the RS theory (G. Györgyi, PRA 41, 7097 (1990); H. Sompolinsky,
     N. Tishby & H. S. Seung, PRL 65, 1683 (1990)) has a first-order transition to perfect generalisation at
@@ -81,7 +81,7 @@ class _Size(NamedTuple):
 
 _SIZES = {
     "tiny": _Size((6, 8), (1.0, 2.0), 3, 8, 6, 40, (7, 9), (0.5, 2.0), 6, 7, (0.5, 2.0), 3, 8, 6, 20),
-    "quick": _Size((10, 20), (0.5, 1.0, 2.0, 4.0), 24, 16, 20, 600,
+    "quick": _Size((10, 20), (0.5, 1.0, 2.0, 4.0), 24, 16, 20, 500,
                    (11, 15, 19), (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5), 32,
                    15, (0.5, 1.0, 1.5, 2.0), 8, 16, 20, 300),
     "full": _Size((20, 40, 80), (0.5, 1.0, 2.0, 4.0, 8.0), 64, 32, 32, 3000,
@@ -112,13 +112,17 @@ def householder_to_first_axis(t: np.ndarray) -> np.ndarray:
     return np.eye(t.size) if nv < 1e-24 else np.eye(t.size) - 2.0 * np.outer(v, v) / nv
 
 
-def _teacher_data(seed: int, tag: int, N: int, P_max: int, teacher: str):
-    """Training set of P_max examples (X [P_max, N], y [P_max]) and the teacher's weights [N]."""
-    ts = teacher_student(jax.random.key(seed * 1_000_003 + tag), P_max, N, teacher=teacher, P_test=0)
+def _teacher_data(seed: int, tags: tuple, N: int, P_max: int, teacher: str):
+    """Training set of P_max examples (X [P_max, N], y [P_max]) and the teacher's weights [N], from the key
+    fold_in(key(seed), tags...)."""
+    key = jax.random.key(seed)
+    for t in tags:
+        key = jax.random.fold_in(key, t)
+    ts = teacher_student(key, P_max, N, teacher=teacher, P_test=0)
     return np.asarray(ts.X, np.float64), np.asarray(ts.y, np.float32), np.asarray(ts.teacher_params, np.float64)
 
 
-def _problems(seed: int, kind: str, N: int, alphas, D: int):
+def _problems(seed: int, stream: int, kind: str, N: int, alphas, D: int):
     """For every (α, sample): the symmetry-transformed, padded training set. Returns (X [A·D, P_max, N],
     y [A·D, P_max], n_pad [A·D], P [A·D]); data for different α are independent draws."""
     P_all = [int(round(a * N)) for a in alphas]
@@ -126,8 +130,9 @@ def _problems(seed: int, kind: str, N: int, alphas, D: int):
     Xs, ys, pads, Ps = [], [], [], []
     for i, P in enumerate(P_all):
         for d in range(D):
-            X, y, t = _teacher_data(seed, 100_000 * i + 1_000 * N + d + (7 if kind == "binary" else 0), N, P_max,
-                                    "binary_perceptron" if kind == "binary" else "perceptron")
+            binary = kind == "binary"
+            X, y, t = _teacher_data(seed, (stream, int(binary), N, i, d), N, P_max,
+                                    "binary_perceptron" if binary else "perceptron")
             X = X * t[None, :] if kind == "binary" else X @ householder_to_first_axis(t)
             Xp, yp, npad = pad_patterns(X[:P].astype(np.float32), y[:P], P_max)
             Xs.append(Xp), ys.append(yp), pads.append(npad), Ps.append(P)
@@ -140,11 +145,12 @@ def _spherical_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
     eps = np.zeros((nN, nA, D))
     walls = np.zeros(nN)
     for j, N in enumerate(cfg.sph_N):
-        X, y, n_pad, P = _problems(seed, "spherical", N, cfg.sph_alphas, D)
+        X, y, n_pad, P = _problems(seed, 0, "spherical", N, cfg.sph_alphas, D)
         models = stack_models([_SphericalStack(X[s], y[s]) for s in range(len(X))])
         with common.stopwatch() as sw:
             res = anneal(models, zero_temperature_grid(cfg.sph_stages), P / 2.0 + n_pad,
-                         key=jax.random.key(seed * 1000 + N), n_chains=cfg.sph_chains, n_steps=cfg.sph_steps,
+                         key=jax.random.fold_in(jax.random.key(seed), N), n_chains=cfg.sph_chains,
+                         n_steps=cfg.sph_steps,
                          kernel="sphere", observables={"gen_error": spherical_gen_error},
                          progress=lambda f, j=j: progress((j + f) / nN))
         walls[j] = sw["s"]
@@ -207,7 +213,7 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
     nN, nA, D = len(cfg.enum_N), len(cfg.enum_alphas), cfg.enum_disorder
     eps, unique = np.zeros((nN, nA, D)), np.zeros((nN, nA))
     for j, N in enumerate(cfg.enum_N):
-        X, y, n_pad, _ = _problems(seed, "binary", N, cfg.enum_alphas, D)
+        X, y, n_pad, _ = _problems(seed, 0, "binary", N, cfg.enum_alphas, D)
         hist = np.asarray(_solution_overlaps_batch(jnp.asarray(X), jnp.asarray(y), jnp.asarray(n_pad)), np.float64)
         eps[j] = _exact_gibbs_error(hist).reshape(nA, D)
         unique[j] = (hist.sum(-1) == 1).reshape(nA, D).mean(-1)  # version space = {teacher}
@@ -226,13 +232,13 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
                            N_min=cfg.enum_N[0], measured_N_min=mean[0, a]))
     # the engine at N = engine_N vs exact enumeration of the same samples
     N, nE, DE = cfg.engine_N, len(cfg.engine_alphas), cfg.engine_disorder
-    X, y, n_pad, P = _problems(seed + 1, "binary", N, cfg.engine_alphas, DE)
+    X, y, n_pad, P = _problems(seed, 1, "binary", N, cfg.engine_alphas, DE)  # samples independent of the above
     exact = _exact_gibbs_error(np.asarray(_solution_overlaps_batch(jnp.asarray(X), jnp.asarray(y),
                                                                    jnp.asarray(n_pad)), np.float64))
     models = stack_models([_BinaryStack(X[s], y[s]) for s in range(len(X))])
     with common.stopwatch() as sw:
-        res = anneal(models, zero_temperature_grid(cfg.engine_stages), P / 2.0 + n_pad, key=jax.random.key(seed + 77),
-                     n_chains=cfg.engine_chains, n_steps=cfg.engine_steps, kernel="heat_bath",
+        res = anneal(models, zero_temperature_grid(cfg.engine_stages), P / 2.0 + n_pad,
+                     key=jax.random.fold_in(jax.random.key(seed), 1), n_chains=cfg.engine_chains, n_steps=cfg.engine_steps, kernel="heat_bath",
                      observables={"gen_error": binary_gen_error}, progress=lambda f: progress(0.5 + 0.5 * f))
     engine = res.observables["gen_error"].reshape(nE, DE)
     exact = exact.reshape(nE, DE)

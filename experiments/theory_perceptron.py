@@ -6,17 +6,17 @@ Notation: Dt = e^{−t²/2} dt/√(2π) the Gaussian measure, H(x) = ∫_x^∞ D
 
 * ``cover_separable_probability`` — T. M. Cover, IEEE Trans. Electron. Comput. EC-14, 326 (1965), Thm 1:
   P_sep(P, N) = 2^{1−P} Σ_{k=0}^{N−1} C(P−1, k) (exact for points in general position).
-* ``gardner_log_volume`` — E. Gardner, J. Phys. A 21, 257 (1988), eq. (29)–(33) (RS, exact for the spherical
-  perceptron): (1/N) ln V = min_q [½ ln(1−q) + q/(2(1−q)) + α ∫Dt ln H((κ − √q t)/√(1−q))].
+* ``gardner_log_volume`` — E. Gardner, J. Phys. A 21, 257 (1988), the RS fractional volume (exact for the
+  spherical perceptron): (1/N) ln V = min_q [½ ln(1−q) + q/(2(1−q)) + α ∫Dt ln H((κ − √q t)/√(1−q))].
 * ``binary_entropy_rs`` / ``binary_zero_entropy_alpha`` — E. Gardner & B. Derrida, J. Phys. A 21, 271 (1988)
   §4; W. Krauth & M. Mézard, J. Phys. France 50, 3057 (1989): the RS entropy of ±1 weights
   s = ext_{q,q̂} [−q̂(1−q)/2 + ∫Dz ln 2cosh(√q̂ z) + α ∫Dt ln H((κ − √q t)/√(1−q))], which vanishes at
   α ≈ 0.833 (the capacity of the binary perceptron).
 * ``gibbs_overlap_spherical`` / ``gibbs_error_spherical`` — G. Györgyi & N. Tishby (1990); A. Engel &
-  C. Van den Broeck, *Statistical Mechanics of Learning* (CUP 2001), eqs. (2.41)–(2.42):
+  C. Van den Broeck, *Statistical Mechanics of Learning* (CUP 2001), ch. 2 (Gibbs learning):
   R/√(1−R) = (α/π) ∫Dt e^{−R t²/2}/H(−√R t), ε = arccos(R)/π, ε ≈ 0.625/α at large α.
 * ``gibbs_binary_branch`` / ``binary_gibbs_transition`` — G. Györgyi, Phys. Rev. A 41, 7097 (1990);
-  H. Sompolinsky, N. Tishby & H. S. Seung, PRL 65, 1683 (1990); Engel & Van den Broeck §7.2: Ising student and
+  H. Sompolinsky, N. Tishby & H. S. Seung, PRL 65, 1683 (1990); Engel & Van den Broeck ch. 7: Ising student and
   teacher, RS on the Nishimori line q = R:
   s(R) = ext_R̂ [−R̂(1+R)/2 + ∫Dz ln 2cosh(√R̂ z + R̂) + 2α ∫Dt H(−u t) ln H(−u t)], u = √(R/(1−R)).
   The poor-generalisation branch (R < 1) has s = 0 at α_c ≈ 1.245 (first-order transition to R = 1, ε = 0) and
@@ -113,7 +113,7 @@ class GardnerVolume(NamedTuple):
 
 
 def gardner_log_volume(alpha: float, kappa: float = 0.0) -> GardnerVolume:
-    """RS log-volume per weight of the spherical perceptron's version space (Gardner 1988, eq. 33):
+    """RS log-volume per weight of the spherical perceptron's version space (Gardner 1988):
     (1/N) ln V = min_q [½ ln(1−q) + q/(2(1−q)) + α ∫Dt ln H((κ − √q t)/√(1−q))], for α below the capacity
     α_c(κ) (α_c(0) = 2), where V is the fraction of the sphere |w|² = N with all stabilities > κ.
 
@@ -135,8 +135,8 @@ def gardner_log_volume(alpha: float, kappa: float = 0.0) -> GardnerVolume:
         q = -math.expm1(-y)
         return 0.5 * math.log1p(-q) + q / (2.0 * (1.0 - q)) + _energetic(q, alpha, kappa)
 
-    res = optimize.minimize_scalar(f, bounds=(1e-9, 40.0), method="bounded", options={"xatol": 1e-10})
-    if res.x > 39.0:
+    res = optimize.minimize_scalar(f, bounds=(1e-9, 30.0), method="bounded", options={"xatol": 1e-10})
+    if res.x > 29.0:
         raise ValueError(f"alpha={alpha!r} is at or above the capacity for kappa={kappa!r}: no finite volume")
     q = -math.expm1(-res.x)
     return GardnerVolume(float(min(res.fun, alpha * float(_log_h(kappa)))), q)
@@ -204,7 +204,7 @@ def binary_zero_entropy_alpha(kappa: float = 0.0) -> float:
 
 # ---------------------------------------------------------------------------------------- Gibbs learning
 def _teacher_integral(R: float) -> float:
-    """∫Dt e^{−R t²/2} / H(−√R t) (Engel & Van den Broeck eq. 2.41)."""
+    """∫Dt e^{−R t²/2} / H(−√R t)."""
     sr = math.sqrt(R)
     return _gauss(lambda t: math.exp(-0.5 * R * t * t - _log_h(-sr * t)))
 
@@ -218,7 +218,7 @@ def _teacher_energetic(R: float) -> float:
 def gibbs_overlap_spherical(alpha: float) -> float:
     """Teacher–student overlap R of zero-temperature Gibbs learning, spherical student and teacher, Gaussian
     inputs: the root of R/√(1−R) = (α/π) ∫Dt e^{−R t²/2}/H(−√R t) (Györgyi & Tishby 1990; Engel & Van den Broeck
-    eq. 2.41). R ≈ (2/π)... → 1 as α → ∞.
+    ch. 2). R ≈ 2α/π at small α, R → 1 as α → ∞.
 
     Returns:
         R in [0, 1).
@@ -236,7 +236,7 @@ def gibbs_overlap_spherical(alpha: float) -> float:
 
 def gibbs_error_spherical(alpha: float) -> float:
     """Generalisation error of spherical Gibbs learning, ε = arccos(R)/π with R from ``gibbs_overlap_spherical``;
-    ε(0) = 1/2 and ε ≈ 0.625/α at large α (Engel & Van den Broeck eq. 2.42)."""
+    ε(0) = 1/2 and ε ≈ 0.625/α at large α (Engel & Van den Broeck ch. 2)."""
     return float(math.acos(gibbs_overlap_spherical(alpha)) / math.pi)
 
 

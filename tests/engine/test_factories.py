@@ -193,6 +193,7 @@ def test_sweep_roles_of_the_new_models():
     assert roles == {"widths": "static", "sigma_w": "model", "loss": "static"} and len(plan.groups) == 4
 
 
+@pytest.mark.slow
 def test_sweep_of_stacked_mlps_matches_the_exact_mean_energy(tmp_path):
     """σ_w × disorder seed stacked into one program (HMC); <E>_β = −∂ log Z/∂β of the linear evidence."""
     cfg = {"model": {"name": "mlp", "widths": "", "activation": "linear", "n": 4, "p": 12, "sigma_w": [0.5, 1.5]},

@@ -63,10 +63,10 @@ def test_xi_c_diverges_at_the_critical_point():
 
 
 def test_mean_field_trajectory_converges_to_the_fixed_points():
-    t = mf.mean_field_trajectory(1.0, 0.3, 3.0, 0.05, 200)
-    assert t.q.shape == t.c.shape == (200,)
+    t = mf.mean_field_trajectory(1.0, 0.3, 3.0, 0.05, 120)  # ξ_c ≈ 9: |c − c*| ~ e^{−120/9}
+    assert t.q.shape == t.c.shape == (120,)
     assert t.q[-1] == pytest.approx(mf.q_star(3.0, 0.05), rel=1e-8)
-    assert t.c[-1] == pytest.approx(mf.c_star(3.0, 0.05), abs=1e-8)
+    assert t.c[-1] == pytest.approx(mf.c_star(3.0, 0.05), abs=1e-5)
     assert t.q[0] == pytest.approx(3.0 * 1.0 + 0.05)
 
 

@@ -402,8 +402,10 @@ def _figure(ds: xr.Dataset, cfg: dict):
     ax.plot(ds["critical_sigma_w2_line"], ds["sigma_b2_line"], "k-", lw=2, label="mean field χ₁ = 1")
     ax.plot([], [], "--", color="0.3", label="measured ln χ₁ = 0")
     ax.plot(*zip(*cfg["points"]), "k*", ms=8, label="table points")
-    ax.set_xlim(gw.min(), gw.max())
-    ax.set_ylim(gb.min(), gb.max())
+    pad_w = (gw[1] - gw[0]) / 2 if gw.size > 1 else 0.1
+    pad_b = (gb[1] - gb[0]) / 2 if gb.size > 1 else 0.01
+    ax.set_xlim(gw.min() - pad_w, gw.max() + pad_w)
+    ax.set_ylim(gb.min() - pad_b, gb.max() + pad_b)
     ax.set_xlabel("σ_w²")
     ax.set_ylabel("σ_b²")
     ax.set_title(f"order (blue) / chaos (red), N = {ds.attrs['width']}")

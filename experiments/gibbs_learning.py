@@ -238,8 +238,9 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
     models = stack_models([_BinaryStack(X[s], y[s]) for s in range(len(X))])
     with common.stopwatch() as sw:
         res = anneal(models, zero_temperature_grid(cfg.engine_stages), P / 2.0 + n_pad,
-                     key=jax.random.fold_in(jax.random.key(seed), 1), n_chains=cfg.engine_chains, n_steps=cfg.engine_steps, kernel="heat_bath",
-                     observables={"gen_error": binary_gen_error}, progress=lambda f: progress(0.5 + 0.5 * f))
+                     key=jax.random.fold_in(jax.random.key(seed), 1), n_chains=cfg.engine_chains,
+                     n_steps=cfg.engine_steps, kernel="heat_bath", observables={"gen_error": binary_gen_error},
+                     progress=lambda f: progress(0.5 + 0.5 * f))
     engine = res.observables["gen_error"].reshape(nE, DE)
     exact = exact.reshape(nE, DE)
     for a in range(nE):

@@ -514,6 +514,7 @@ def _figure(ds: xr.Dataset, ens_rows):
     x = np.arange(len(vals))
     az.errorbar(x, vals, yerr=np.asarray(errs), fmt="o", capsize=4)
     az.set_xticks(x, labels, fontsize=7)
+    az.set_xlim(-0.5, len(vals) - 0.5)
     az.set_ylabel(f"log Z(β = {ds.attrs['beta']:g})")
     txt = "; ".join(f"n={n_}: Δ = {diff:.2f} ± {se:.2f}" for n_, _, diff, se in ens_rows)
     az.set_title(f"(c) AIS log Z, equal parameter count\n{txt}", fontsize=9)

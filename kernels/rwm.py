@@ -93,7 +93,9 @@ def _symmetric_transition(key, state: State, proposal: jax.Array, energy_fn, bet
     beta = _as(beta, state.position.dtype)
     new = _evaluate(proposal.astype(state.position.dtype), energy_fn, log_prior_fn)
     log_ratio = _neg_beta_delta(beta, new.energy - state.energy) + (new.log_prior - state.log_prior)
-    log_ratio = jnp.where(_invalid_value(new.energy, new.log_prior), jnp.nan, log_ratio)
+    # A non-finite proposed position is divergent even when the energy hides it (e.g. an error count of NaNs is 0).
+    bad_position = ~jnp.all(jnp.isfinite(proposal))
+    log_ratio = jnp.where(_invalid_value(new.energy, new.log_prior) | bad_position, jnp.nan, log_ratio)
     acc = metropolis_accept(key, log_ratio)
     info = Info(acc.acceptance_probability, acc.is_accepted, acc.is_divergent)
     return _select(acc.is_accepted, new, state), info

@@ -61,12 +61,15 @@ def _geodesic_proposal(key, x: jax.Array, step_size: jax.Array) -> jax.Array:
     radius = jnp.sqrt(jnp.asarray(dim, x.dtype))
     x_hat = x / radius
     xi = jax.random.normal(key, x.shape, x.dtype)
-    tangent = step_size * (xi - jnp.dot(xi, x_hat) * x_hat)
-    length = jnp.linalg.norm(tangent)
-    safe = jnp.where(length > 0, length, 1.0)
-    theta = length / radius
-    moved = jnp.cos(theta) * x + radius * jnp.sin(theta) * (tangent / safe)
-    return project(jnp.where(length > 0, moved, x))
+    xi_perp = xi - jnp.dot(xi, x_hat) * x_hat  # a Gaussian direction in the tangent space
+    norm = jnp.linalg.norm(xi_perp)
+    direction = xi_perp / jnp.where(norm > 0, norm, 1.0)
+    # Clamping the rotation angle at π keeps the proposal finite for any step size (adaptation on a flat or
+    # piecewise-constant energy can drive it to +inf) and keeps it symmetric: the angle is still drawn
+    # independently of x and the direction uniformly in the tangent space.
+    theta = jnp.minimum(step_size * norm / radius, jnp.pi)
+    moved = jnp.cos(theta) * x + radius * jnp.sin(theta) * direction
+    return project(jnp.where(norm > 0, moved, x))
 
 
 def step(

@@ -233,8 +233,6 @@ def test_logz_spherical_perceptron_matches_one_pattern_theory(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="engine.ais: the pilot's Robbins–Monro step size of the sphere kernel grows "
-                                       "to inf on this piecewise-constant energy; NaN positions then count 0 errors")
 def test_logz_spherical_perceptron_ais_with_adapted_step_size(capsys):
     code, out, err = run_cli(capsys, "logz", "spherical_perceptron", "--n", "6", "--p", "1", "--kappa", "0.3",
                              "--beta", "2", "--method", "ais", "--chains", "64", "--steps", "100", "--json")

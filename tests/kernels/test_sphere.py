@@ -200,3 +200,23 @@ def test_injected_proposals_and_bad_input(dtype):
         sphere.step(keys[0], st, energy, 1.0, None, -0.1)
     with pytest.raises(ValueError, match="position"):
         sphere.init(jnp.ones((2, 3), dtype), energy)
+
+
+def test_huge_step_size_stays_finite_and_flat_energy_accepts():
+    """Regression: adaptation on a flat/piecewise-constant energy can push the step size to +inf; the geodesic
+    proposal must stay on the sphere (angle clamped at π) instead of producing NaN positions that an error-count
+    energy would silently score as 0 errors."""
+    import jax
+    import jax.numpy as jnp
+
+    from thermodl.kernels import sphere
+
+    def errors(x):  # piecewise constant, NaN positions would give 0
+        return jnp.sum(x[:2] <= 0.3).astype(x.dtype)
+
+    state = sphere.init(jnp.ones(6), errors)
+    for s in (1e3, 1e30, float("inf")):
+        new, info = sphere.step(jax.random.key(0), state, errors, 0.0, None, s)
+        assert bool(jnp.all(jnp.isfinite(new.position)))
+        assert float(jnp.sum(new.position**2)) == pytest.approx(6.0, rel=1e-5)
+        assert not bool(info.is_divergent)

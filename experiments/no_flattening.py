@@ -75,8 +75,8 @@ _SIZES = {
                   ensembles=((3, (8,), (4, 4)),), n_data=16, beta=10.0, n_chains=128, n_temperatures=1000),
     "full": dict(lambdas=tuple(np.geomspace(0.005, 1.0, 17)), ns=(2, 3, 4, 5, 6),
                  widths={2: (1, 2, 3, 4, 5, 6), 3: (4, 5, 6, 7, 8, 10, 12, 16), 4: (8, 10, 12, 14, 16, 20, 24, 32, 48),
-                         5: (16, 20, 24, 28, 32, 40, 48, 64, 96), 6: (32, 48, 64, 80, 96, 128, 192)},
-                 shallow=dict(seeds=8, steps=30000, n_train=8192), deep=dict(seeds=16, steps=30000, n_train=8192),
+                         5: (16, 20, 24, 28, 32, 40, 48, 64, 96), 6: (32, 48, 64, 96, 128)},
+                 shallow=dict(seeds=4, steps=20000, n_train=4096), deep=dict(seeds=8, steps=20000, n_train=4096),
                  lr=3e-2, n_test=16384,
                  ensembles=((3, (8,), (4, 4)), (4, (13,), (6, 6))), n_data=16, beta=10.0, n_chains=1024,
                  n_temperatures=4000),
@@ -141,6 +141,12 @@ def gate_max_error_theory(lam, derivs: np.ndarray) -> tuple[np.ndarray, np.ndarr
     c2, c4 = gate_error_coefficients(derivs)
     lam = np.asarray(lam, np.float64)
     return 2 * abs(c2) * lam**2, 64 * c4 * lam**4 * np.sign(c2 if c2 else 1.0)
+
+
+def n_params(n: int, widths: Sequence[int]) -> int:
+    """Number of parameters (weights and biases) of ``ProductNet(n, widths)``: Σ (fan_in + 1)·fan_out."""
+    sizes = [n, *widths, 1]
+    return int(sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])))
 
 
 def tree_widths(n: int) -> tuple[int, ...]:
@@ -403,6 +409,8 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     ens_rows = []
     ais = dict(n_chains=cfg["n_chains"], n_temperatures=cfg["n_temperatures"])
     for j, (n, shallow, deep) in enumerate(cfg["ensembles"]):
+        if n_params(n, shallow) != n_params(n, deep):
+            raise ValueError(f"ensembles must compare equal parameter counts, got {shallow} and {deep} for n={n}")
         kd = jax.random.fold_in(base, 1000 + j)  # the same data set for both topologies
         res = {}
         for name, widths in (("shallow", shallow), ("deep", deep)):

@@ -96,16 +96,23 @@ def _validated_pytree(*data_fields: str, static: tuple[str, ...] = ()):
     return wrap
 
 
+def _count_errors(u: jax.Array, threshold, dtype) -> jax.Array:
+    """Σ Θ(threshold − u) as ``dtype``; NaN when any field is NaN, so a broken chain is flagged instead of
+    looking like a perfect solution (``NaN <= t`` is False)."""
+    count = jnp.sum(u <= threshold).astype(dtype)
+    return jnp.where(jnp.any(jnp.isnan(u)), jnp.asarray(jnp.nan, dtype), count)
+
+
 class _PerceptronMethods:
     """Shared by both perceptrons (fields X [P, N], y [P], kappa [])."""
 
     @property
     def dim(self) -> int:
-        return self.X.shape[1]
+        return self.X.shape[-1]  # [-1]/[-2] so a stacked (disorder-axis) model reports N and P too
 
     @property
     def n_data(self) -> int:
-        return self.X.shape[0]
+        return self.X.shape[-2]
 
     def _threshold(self):
         # Error iff y w·x ≤ κ√N (the unscaled field keeps ±1 data integer-exact).
@@ -118,12 +125,12 @@ class _PerceptronMethods:
     def energy(self, w: jax.Array) -> jax.Array:
         """Number of training errors Σ_μ Θ(κ − Δ_μ) (Δ_μ = κ counts), ``[]``."""
         u = self.y * (self.X @ w)
-        return jnp.sum(u <= self._threshold()).astype(self.X.dtype)
+        return _count_errors(u, self._threshold(), self.X.dtype)
 
     def energy_minibatch(self, w: jax.Array, idx: jax.Array) -> jax.Array:
         """Unbiased (P/B) Σ_{μ∈idx} errors from ``[B]`` example indices."""
         u = self.y[idx] * (self.X[idx] @ w)
-        return jnp.sum(u <= self._threshold()).astype(self.X.dtype) * (self.n_data / idx.shape[0])
+        return _count_errors(u, self._threshold(), self.X.dtype) * (self.n_data / idx.shape[0])
 
 
 @_validated_pytree("X", "y", "kappa")

@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import struct
 
 from thermodl.engine import ais
 from thermodl.engine.ais import ais_log_partition, ais_schedule, log_weights_estimate, run_ais
@@ -15,6 +14,8 @@ from thermodl.models.ising import Ising2D
 from thermodl.models.linear import BayesianLinear
 from thermodl.models.rbm import RBM
 
+from toys import GaussExact
+
 BETA_C = ising_critical_beta()
 
 
@@ -22,37 +23,6 @@ def exact(model, beta):
     with jax.enable_x64(True):
         m64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), model)
         return float(m64.exact_log_partition(jnp.float64(beta)))
-
-
-@struct.dataclass
-class Gauss:
-    """E = ½ Σ a_i x_i², prior N(0, I): log Z(β) = −½ Σ log(1 + β a_i); E is NaN where x_0 > nan_above."""
-
-    a: jax.Array
-    nan_above: float = struct.field(pytree_node=False, default=math.inf)
-    kind = "continuous"
-    manifold = "euclidean"
-    differentiable = True
-
-    @property
-    def dim(self):
-        return self.a.shape[0]
-
-    def energy(self, x):
-        e = 0.5 * jnp.sum(self.a * x * x)
-        return jnp.where(x[0] > self.nan_above, jnp.nan, e)
-
-    def log_prior(self, x):
-        return -0.5 * jnp.sum(x * x) - 0.5 * self.dim * jnp.log(2 * jnp.pi)
-
-    def sample_reference(self, key):
-        return jax.random.normal(key, (self.dim,))
-
-    def log_reference_partition(self):
-        return 0.0
-
-    def exact_log_partition(self, beta):
-        return -0.5 * jnp.sum(jnp.log1p(beta * self.a))
 
 
 # ------------------------------------------------------------------------------------------------ schedules
@@ -158,7 +128,7 @@ def test_bayesian_linear_vs_closed_form():
 
 def test_pilot_step_sizes_follow_curvature():
     """Pilot-adapted ε shrinks as β·curvature grows, and the estimate is right at β = 10 (stiff end)."""
-    model = Gauss(jnp.array([1.0, 4.0, 16.0, 100.0]))
+    model = GaussExact(jnp.array([1.0, 4.0, 16.0, 100.0]))
     res = run_ais(model, ais_schedule(10.0, 150), key=jax.random.key(0), n_chains=128, kernel="hmc")
     assert res.step_size[-1] < 0.5 * res.step_size[1]
     assert np.all(np.abs(res.acceptance[5:] - 0.8) < 0.15)
@@ -168,7 +138,7 @@ def test_pilot_step_sizes_follow_curvature():
 
 
 def test_nan_weights_excluded_and_counted():
-    model = Gauss(jnp.array([1.0, 1.0]), nan_above=1.5)
+    model = GaussExact(jnp.array([1.0, 1.0]), nan_above=1.5)
     res = run_ais(model, ais_schedule(1.0, 20), key=jax.random.key(3), n_chains=128, kernel="rwm")
     n_nan = int(np.isnan(res.log_weights).sum())
     assert n_nan >= 1

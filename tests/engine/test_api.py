@@ -13,6 +13,8 @@ from thermodl.models.base import enumerate_states
 from thermodl.models.exact import enumerate_observables, ising_critical_beta
 from thermodl.models.ising import Ising2D
 
+from toys import Gauss
+
 BETA_C = ising_critical_beta()
 
 
@@ -44,32 +46,6 @@ class Chain:
 
     def log_reference_partition(self):
         return self.dim * math.log(2.0)
-
-
-@struct.dataclass
-class Gauss:
-    """E = ½ Σ a_i x_i² with prior N(0, I); no exact_log_partition attribute (so 'auto' must use AIS)."""
-
-    a: jax.Array
-    kind = "continuous"
-    manifold = "euclidean"
-    differentiable = True
-
-    @property
-    def dim(self):
-        return self.a.shape[0]
-
-    def energy(self, x):
-        return 0.5 * jnp.sum(self.a * x * x)
-
-    def log_prior(self, x):
-        return -0.5 * jnp.sum(x * x) - 0.5 * self.dim * jnp.log(2 * jnp.pi)
-
-    def sample_reference(self, key):
-        return jax.random.normal(key, (self.dim,))
-
-    def log_reference_partition(self):
-        return 0.0
 
 
 def kaufman(beta, L=4):

@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import struct
 
 from thermodl.engine import diagnostics as dg
 from thermodl.engine import ensemble
@@ -14,69 +13,7 @@ from thermodl.engine import observables as ob
 from thermodl.engine.ensemble import run_ensemble
 from thermodl.models.base import enumerate_states, stack_models
 
-
-# ------------------------------------------------------------------------------------------- tiny test models
-@struct.dataclass
-class TinyIsing:
-    """L×L periodic Ising, H = −J Σ_<ij> s_i s_j (each bond once), m = mean spin."""
-
-    J: jax.Array
-    L: int = struct.field(pytree_node=False, default=3)
-    kind = "discrete"
-    values = (-1.0, 1.0)
-
-    @property
-    def dim(self):
-        return self.L * self.L
-
-    def energy(self, x):
-        s = x.reshape(self.L, self.L)
-        return -self.J * jnp.sum(s * (jnp.roll(s, 1, 0) + jnp.roll(s, 1, 1)))
-
-    def delta_energy_all(self, x):
-        s = x.reshape(self.L, self.L)
-        nb = jnp.roll(s, 1, 0) + jnp.roll(s, -1, 0) + jnp.roll(s, 1, 1) + jnp.roll(s, -1, 1)
-        return (2 * self.J * s * nb).reshape(-1)
-
-    def delta_energy(self, x, i):
-        return self.delta_energy_all(x)[i]
-
-    def magnetization(self, x):
-        return jnp.mean(x)
-
-    def sample_reference(self, key):
-        return jax.random.choice(key, jnp.array([-1.0, 1.0]), (self.dim,))
-
-    def log_reference_partition(self):
-        return self.dim * math.log(2.0)
-
-
-@struct.dataclass
-class Gauss:
-    """E = ½ Σ a_i x_i², prior N(0, I); ``nan_above``: E is NaN where x_0 > nan_above."""
-
-    a: jax.Array
-    nan_above: float = struct.field(pytree_node=False, default=math.inf)
-    kind = "continuous"
-    manifold = "euclidean"
-    differentiable = True
-
-    @property
-    def dim(self):
-        return self.a.shape[0]
-
-    def energy(self, x):
-        e = 0.5 * jnp.sum(self.a * x * x)
-        return jnp.where(x[0] > self.nan_above, jnp.nan, e)
-
-    def log_prior(self, x):
-        return -0.5 * jnp.sum(x * x) - 0.5 * self.dim * jnp.log(2 * jnp.pi)
-
-    def sample_reference(self, key):
-        return jax.random.normal(key, (self.dim,))
-
-    def log_reference_partition(self):
-        return 0.0
+from toys import Gauss, TinyIsing
 
 
 def exact_ising(model, betas):

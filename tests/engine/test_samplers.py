@@ -12,118 +12,7 @@ from scipy import stats
 from thermodl.engine.samplers import CONTINUOUS_KERNELS, DISCRETE_KERNELS, Sampler, make_sampler, resolve_kernel
 from thermodl.models.base import enumerate_states
 
-
-# ------------------------------------------------------------------------------------------- tiny test models
-@struct.dataclass
-class TinyIsing:
-    """L×L periodic Ising, H = −J Σ_<ij> s_i s_j (each bond once)."""
-
-    J: jax.Array
-    L: int = struct.field(pytree_node=False, default=3)
-    kind = "discrete"
-    values = (-1.0, 1.0)
-
-    @property
-    def dim(self):
-        return self.L * self.L
-
-    def energy(self, x):
-        s = x.reshape(self.L, self.L)
-        return -self.J * jnp.sum(s * (jnp.roll(s, 1, 0) + jnp.roll(s, 1, 1)))
-
-    def delta_energy_all(self, x):
-        s = x.reshape(self.L, self.L)
-        nb = jnp.roll(s, 1, 0) + jnp.roll(s, -1, 0) + jnp.roll(s, 1, 1) + jnp.roll(s, -1, 1)
-        return (2 * self.J * s * nb).reshape(-1)
-
-    def delta_energy(self, x, i):
-        return self.delta_energy_all(x)[i]
-
-    def sample_reference(self, key):
-        return jax.random.choice(key, jnp.array([-1.0, 1.0]), (self.dim,))
-
-    def log_reference_partition(self):
-        return self.dim * math.log(2.0)
-
-
-@struct.dataclass
-class TinyIsingBlocks(TinyIsing):
-    """4×4 version with checkerboard blocks."""
-
-    def block_masks(self):
-        r, c = np.divmod(np.arange(self.dim), self.L)
-        even = (r + c) % 2 == 0
-        return jnp.asarray(np.stack([even, ~even]))
-
-
-@struct.dataclass
-class Gauss:
-    """E = ½ Σ a_i x_i², prior N(0, I): under p_β, x_i ~ N(0, 1/(1 + β a_i))."""
-
-    a: jax.Array
-    kind = "continuous"
-    manifold = "euclidean"
-    differentiable = True
-
-    @property
-    def dim(self):
-        return self.a.shape[0]
-
-    def energy(self, x):
-        return 0.5 * jnp.sum(self.a * x * x)
-
-    def log_prior(self, x):
-        return -0.5 * jnp.sum(x * x) - 0.5 * self.dim * jnp.log(2 * jnp.pi)
-
-    def sample_reference(self, key):
-        return jax.random.normal(key, (self.dim,))
-
-    def log_reference_partition(self):
-        return 0.0
-
-
-@struct.dataclass
-class GaussData(Gauss):
-    """E = Σ_μ ½ a·(x − y_μ)² over P data points, with a minibatch estimate for SGLD."""
-
-    y: jax.Array = None
-
-    @property
-    def n_data(self):
-        return self.y.shape[0]
-
-    def energy(self, x):
-        return 0.5 * jnp.sum(self.a * (x[None, :] - self.y) ** 2)
-
-    def energy_minibatch(self, x, idx):
-        return self.n_data / idx.shape[0] * 0.5 * jnp.sum(self.a * (x[None, :] - self.y[idx]) ** 2)
-
-
-@struct.dataclass
-class SphereField:
-    """E = −h·x on the sphere |x|² = dim with uniform prior (von Mises–Fisher)."""
-
-    h: jax.Array
-    kind = "continuous"
-    manifold = "sphere"
-    differentiable = False
-
-    @property
-    def dim(self):
-        return self.h.shape[0]
-
-    def energy(self, x):
-        return -jnp.dot(self.h, x)
-
-    def log_prior(self, x):
-        return jnp.zeros((), x.dtype)
-
-    def sample_reference(self, key):
-        z = jax.random.normal(key, (self.dim,))
-        return z * jnp.sqrt(self.dim) / jnp.linalg.norm(z)
-
-    def log_reference_partition(self):
-        return 0.0
+from toys import Gauss, GaussData, SphereField, TinyIsing, TinyIsingBlocks
 
 
 def _boltzmann_levels(model, beta):
@@ -270,7 +159,7 @@ def test_langevin_and_sgld_run_and_bias_shrinks():
     """Unadjusted kernels are biased by O(step): check the variance error shrinks when the step shrinks."""
     rng = np.random.default_rng(0)
     y = jnp.asarray(rng.normal(size=(16, 2)), jnp.float32)
-    model = GaussData(jnp.array([1.0, 1.0]), y)
+    model = GaussData(jnp.array([1.0, 1.0]), y=y)
     beta = 0.5
     # posterior precision per coordinate: 1 + β a P ; variance 1/(1 + 8)
     want = 1.0 / (1.0 + beta * 16)

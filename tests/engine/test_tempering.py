@@ -12,7 +12,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import struct
 from scipy import stats
 
 from thermodl.engine import tempering as T
@@ -28,6 +27,8 @@ from thermodl.models.exact import enumerate_expectation, enumerate_observables
 from thermodl.models.ising import Ising2D
 from thermodl.models.sk import SK
 
+from toys import Gauss
+
 
 def _exact_log_z(model, beta):
     with jax.enable_x64(True):
@@ -39,32 +40,6 @@ def _chain_z(per_chain, exact):
     per_chain = np.asarray(per_chain, np.float64)
     n = per_chain.shape[-1]
     return (per_chain.mean(-1) - exact) / (per_chain.std(-1, ddof=1) / math.sqrt(n))
-
-
-@struct.dataclass
-class Gauss:
-    """E(x) = ½ Σ a_i x_i², prior N(0, I): log Z(β) = −½ Σ log(1 + β a_i)."""
-
-    a: jax.Array
-    kind = "continuous"
-    manifold = "euclidean"
-    differentiable = True
-
-    @property
-    def dim(self):
-        return self.a.shape[0]
-
-    def energy(self, x):
-        return 0.5 * jnp.sum(self.a * x**2)
-
-    def log_prior(self, x):
-        return -0.5 * jnp.sum(x**2) - 0.5 * self.dim * math.log(2 * math.pi)
-
-    def sample_reference(self, key):
-        return jax.random.normal(key, (self.dim,), self.a.dtype)
-
-    def log_reference_partition(self):
-        return 0.0
 
 
 # ---------------------------------------------------------------------------------------------- ladders

@@ -167,6 +167,13 @@ def test_correlation_inputs_have_exact_lengths_and_correlations():
 # ------------------------------------------------------------------------------------------- end to end
 
 
+def test_registered_in_the_experiment_registry():
+    from thermodl.engine import registry
+
+    assert registry.load_experiment("edge-of-chaos") is eoc
+    assert set(eoc.SIZES) == {"tiny", "small", "full"}
+
+
 def test_unknown_size_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown size 'huge'; choose one of: tiny, small, full"):
         eoc.run(tmp_path, size="huge")

@@ -99,6 +99,16 @@ def test_exact_version_space_enumeration_matches_brute_force():
 
 
 # ------------------------------------------------------------------------------------------------ end to end
+@pytest.mark.parametrize("size", gl.SIZES)
+def test_size_presets_are_consistent(size):
+    cfg = gl._SIZES[size]
+    assert len(cfg.sph_N) >= 2 and len(cfg.enum_N) >= 2 and max(cfg.enum_N + (cfg.engine_N,)) <= 24
+    # at least one verdict row on each side of the binary transition
+    alpha_c = tp.binary_gibbs_transition()
+    assert any(a < alpha_c - gl.ALPHA_WINDOW for a in cfg.enum_alphas)
+    assert any(a > alpha_c + gl.ALPHA_WINDOW for a in cfg.enum_alphas)
+
+
 def test_unknown_size_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown size 'huge'"):
         gl.run(tmp_path, size="huge")

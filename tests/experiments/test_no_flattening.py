@@ -50,6 +50,17 @@ def test_gate_network_error_matches_the_expansion(lam):
 # ------------------------------------------------------------------------------------------- (b) networks
 
 
+def test_registered_and_equal_parameter_counts():
+    from thermodl.engine import registry
+
+    assert registry.load_experiment("no-flattening") is nf
+    for size in nf.SIZES:
+        for n, shallow, deep in nf._SIZES[size]["ensembles"]:
+            assert nf.n_params(n, shallow) == nf.n_params(n, deep)
+    net = nf.ProductNet(3, [4, 4], rngs=nnx.Rngs(0))
+    assert nf.n_params(3, [4, 4]) == 41 == sum(x.size for x in jax.tree.leaves(nnx.state(net, nnx.Param)))
+
+
 def test_tree_widths_and_neuron_counts():
     assert [nf.tree_widths(n) for n in (2, 3, 4, 5)] == [(4,), (6, 4), (8, 4), (10, 6, 4)]
     for n in (2, 4, 8):  # powers of two: exactly 4(n − 1) neurons (Lin, Tegmark & Rolnick 2017)

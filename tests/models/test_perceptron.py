@@ -179,3 +179,21 @@ def test_gardner_capacity():
         assert gardner_capacity(kappa) == pytest.approx(closed, rel=1e-8)
     with pytest.raises(ValueError, match="kappa"):
         gardner_capacity(float("inf"))
+
+
+def test_nan_weights_give_nan_energy_and_stacked_dim():
+    """A NaN weight vector must not score as a perfect solution; a stacked model still reports N and P."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from thermodl.models import BinaryPerceptron, SphericalPerceptron, stack_models
+
+    rng = np.random.default_rng(0)
+    X = rng.choice([-1.0, 1.0], size=(7, 5))
+    y = rng.choice([-1.0, 1.0], size=7)
+    for cls in (BinaryPerceptron, SphericalPerceptron):
+        m = cls(X, y)
+        w = jnp.full((5,), jnp.nan)
+        assert bool(jnp.isnan(m.energy(w)))
+        stacked = stack_models([m, cls(X, -y)])
+        assert (stacked.dim, stacked.n_data) == (5, 7)

@@ -26,8 +26,8 @@ plus the finite-depth offset of the mean-field trajectory over the measured laye
 shifts divided by the slope, plus the bias of the linear fit applied to the exact χ₁ on the same scan; for ξ_c
 the bias of the identical fit applied to the infinite-width mean-field Δ^l. Finite-width corrections to ξ_c
 are not modelled; in the chaotic phase the O(1/√N) network-to-network fluctuations of c^l feed back through the
-curvature of the correlation map and, at N = 128, make ξ̂_c come out ~10–20 % high (about one stderr). ξ_c rows are made, by design, only where the theory
-ξ_c ≤ depth/6, so the fit window spans several ξ_c.
+curvature of the correlation map and, at N = 128, make ξ̂_c come out ~10–20 % high (about one stderr).
+ξ_c rows are made, by design, only where the theory ξ_c ≤ depth/6, so the fit window spans several ξ_c.
 
 Sizes: ``tiny`` (tests, seconds), ``small`` (default: N = 128, ~2 CPU-minutes), ``full`` (``--full``: N = 512,
 deeper, finer grids; meant for a GPU).
@@ -50,7 +50,7 @@ from thermodl.experiments import common
 from thermodl.experiments import theory_meanfield as mf
 
 NAME = "edge-of-chaos"
-DESCRIPTION = "Deep random tanh MLPs: measured Jacobian chi_1 and correlation depth xi_c vs the mean-field edge of chaos"
+DESCRIPTION = "Random deep tanh MLPs: Jacobian chi_1 and correlation depth xi_c vs the mean-field edge of chaos"
 
 SIGMA_B2_CRIT = 0.05
 C_A, C_B = 0.0, 0.6
@@ -70,7 +70,8 @@ _SIZES = {
                   xi_width=128, xi_depth=60, xi_networks=32, xi_pairs=8,
                   xi_w=(1.1, 1.2, 1.35, 1.5, 1.65, 1.76, 1.9, 2.2, 2.6, 3.0, 3.5, 4.0), n_boot=200),
     "full": dict(width=512, depth=60, burn_in=20, jac_stride=2, n_networks=48,
-                 grid_w=tuple(np.round(np.linspace(0.5, 4.0, 36), 3)), grid_b=tuple(np.round(np.linspace(0, 0.3, 16), 3)),
+                 grid_w=tuple(np.round(np.linspace(0.5, 4.0, 36), 3)),
+                 grid_b=tuple(np.round(np.linspace(0, 0.3, 16), 3)),
                  points=((0.8, 0.0), (2.0, 0.0), (1.2, 0.05), (1.76, 0.05), (3.0, 0.05), (1.5, 0.2), (3.5, 0.3)),
                  table_networks=128, crit_w=tuple(np.round(np.linspace(1.6, 1.92, 17), 3)), crit_networks=128,
                  xi_width=512, xi_depth=120, xi_networks=128, xi_pairs=16,
@@ -187,12 +188,14 @@ def correlation_inputs(width: int, n_pairs: int, seed: int = 0) -> np.ndarray:
 
 def measure_correlation_decay(nets: RandomMLP, sigma_w2: float, sigma_b2: float, *, key, n_networks: int,
                               n_pairs: int) -> np.ndarray:
-    """Δ^l = c_B^l − c_A^l per network, float64 [n_networks, depth] (layers 1..depth)."""
+    """Δ^l = c_B^l − c_A^l per network, float64 [n_used, depth] (layers 1..depth); networks with a non-finite
+    correlation are dropped (count: ``n_networks − n_used``)."""
     ens = nets.ensemble(sigma_w2, sigma_b2)
     fn = _compiled("correlation", n_networks, _batch(ens.dim, n_networks), n_pairs=n_pairs)
     X = jnp.asarray(correlation_inputs(nets.width, n_pairs), jnp.float32)
     c = np.asarray(fn(ens, key, X), np.float64)  # [M, L, 2]
-    return c[..., 1] - c[..., 0]
+    d = c[..., 1] - c[..., 0]
+    return d[np.all(np.isfinite(d), axis=1)]
 
 
 def _fit_slope(layers: np.ndarray, delta_mean: np.ndarray) -> float:
@@ -299,7 +302,7 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
                              n_networks=cfg["table_networks"], **kw)
         a_chi, a_q = chi1_allowance(sw2, sb2, N, r["window"])
         tag = f"sigma_w2={sw2:g}, sigma_b2={sb2:g}"
-        extra = dict(sigma_w2=sw2, sigma_b2=sb2, width=N, n_networks=r["n_networks"])
+        extra = dict(sigma_w2=sw2, sigma_b2=sb2, width=N, n_networks=r["n_networks"], n_excluded=r["n_excluded"])
         rows.append(_row(f"chi_1 ({tag})", "Jacobian", r["chi1"], r["chi1_stderr"], mf.chi_1(sw2, sb2), a_chi,
                          wall_s=t["s"], **extra))
         rows.append(_row(f"q* ({tag})", "|h|^2/N", r["q"], r["q_stderr"], mf.q_star(sw2, sb2), a_q,
@@ -320,8 +323,9 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
 
     # 3. the critical σ_w² at σ_b² = 0.05
     cw = np.asarray(cfg["crit_w"], float)
-    crit = [measure_chi1(nets, w, SIGMA_B2_CRIT, key=jax.random.fold_in(base, 20_000 + i),
-                         n_networks=cfg["crit_networks"], **kw) for i, w in enumerate(cw)]
+    with common.stopwatch() as t_crit:
+        crit = [measure_chi1(nets, w, SIGMA_B2_CRIT, key=jax.random.fold_in(base, 20_000 + i),
+                             n_networks=cfg["crit_networks"], **kw) for i, w in enumerate(cw)]
     say("critical point", 0.55)
     c_chi = np.array([r["chi1"] for r in crit])
     c_se = np.array([r["chi1_stderr"] for r in crit])
@@ -332,7 +336,7 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     a_chi_c = chi1_allowance(exact_root, SIGMA_B2_CRIT, N, crit[0]["window"])[0]
     rows.append(_row(f"critical sigma_w2 at sigma_b2={SIGMA_B2_CRIT:g} (chi_1 = 1)", "linear fit of Jacobian chi_1",
                      root, root_se, exact_root, abs(lin_bias) + a_chi_c / abs(slope), sigma_b2=SIGMA_B2_CRIT,
-                     width=N, n_networks=cfg["crit_networks"], wall_s=t_grid["s"]))
+                     width=N, n_networks=cfg["crit_networks"], wall_s=t_crit["s"]))
 
     # 4. the correlation depth ξ_c at σ_b² = 0.05
     xnets = RandomMLP(cfg["xi_width"], cfg["xi_depth"], 3 * cfg["xi_pairs"])
@@ -358,11 +362,12 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
         if theory <= L / 6:
             rows.append(_row(f"xi_c (sigma_w2={sw2:g}, sigma_b2={SIGMA_B2_CRIT:g})", "fit of correlation decay",
                              fit["xi"], fit["xi_stderr"], theory, abs(fit_mf - theory), sigma_w2=sw2,
-                             sigma_b2=SIGMA_B2_CRIT, width=cfg["xi_width"], n_networks=cfg["xi_networks"],
+                             sigma_b2=SIGMA_B2_CRIT, width=cfg["xi_width"], n_networks=d.shape[0],
+                             n_excluded=cfg["xi_networks"] - d.shape[0],
                              fit_layers=f"{lo + 1}-{hi}", wall_s=t["s"]))
     say("writing results", 1.0)
 
-    sb_line = np.linspace(0.0, max(gb.max(), SIGMA_B2_CRIT), 41)
+    sb_line = max(gb.max(), SIGMA_B2_CRIT) * np.linspace(0.0, 1.0, 61) ** 3  # σ_w²,c − 1 ∝ σ_b^(2/3) near 0
     ds = xr.Dataset(
         {
             "chi1_measured": (("sigma_b2", "sigma_w2"), chi_g),
@@ -430,9 +435,14 @@ def _figure(ds: xr.Dataset, cfg: dict):
     xi = np.array([mf.xi_c(w, SIGMA_B2_CRIT) for w in fine])
     axi.plot(fine, np.where(np.isfinite(xi), xi, np.nan), "k-", label="mean field ξ_c = −1/ln χ_c")
     ok = np.isfinite(ds["xi_measured"].values)
-    axi.errorbar(ds["xi_sigma_w2"].values[ok], ds["xi_measured"].values[ok],
-                 yerr=np.nan_to_num(ds["xi_stderr"].values[ok]), fmt="o", ms=4, capsize=2,
-                 label=f"measured (N = {ds.attrs['xi_width']}, depth {ds.attrs['xi_depth']})")
+    rated = ds["xi_theory"].values <= ds.attrs["xi_depth"] / 6  # the table rows
+    for sel, style, label in [(ok & rated, dict(fmt="o"), f"measured (N = {ds.attrs['xi_width']}, depth "
+                                                          f"{ds.attrs['xi_depth']})"),
+                              (ok & ~rated, dict(fmt="o", mfc="none"), "measured, depth-limited (ξ_c > depth/6)")]:
+        if np.any(sel):
+            axi.errorbar(ds["xi_sigma_w2"].values[sel], ds["xi_measured"].values[sel],
+                         yerr=np.nan_to_num(ds["xi_stderr"].values[sel]), ms=4, capsize=2, color="tab:blue",
+                         label=label, **style)
     axi.axvline(ds.attrs["critical_sigma_w2_theory"], color="k", ls=":")
     axi.set_yscale("log")
     axi.set_ylim(1.0, 10 * ds.attrs["xi_depth"])

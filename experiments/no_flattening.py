@@ -255,6 +255,7 @@ def train_product_nets(n: int, widths: Sequence[int] | None, *, deep: Sequence[i
         seeds, steps, lr, n_train, n_test: training set-up; net (width, seed) starts from a prior draw with
             ``fold_in(key_init, seed)``, the same for every width.
         key: data and init key.
+        init_sigma: σ of the Gaussian prior (fan-in scaled) the initial weights are drawn from.
     Returns:
         float64 [len(widths), seeds] (or [1, seeds] for ``deep``): mean (f − y)² on the test set (y has
         variance 1, so this is the fraction of variance unexplained).
@@ -447,8 +448,9 @@ def _finish(out_dir, rows, data, cfg, lams, ns, ens_rows, size, seed) -> dict:
     coords = {"lambda": lams, "n": np.asarray(ns), "deep_seed": np.arange(cfg["deep"]["seeds"]),
               "seed": np.arange(cfg["shallow"]["seeds"])}
     topo = [f"n={n} {name} {list(r[name]['widths'])}" for n, r, _, _ in ens_rows for name in ("shallow", "deep")]
-    data.update(log_z=("topology", [r[name]["log_z"] for _, r, _, _ in ens_rows for name in ("shallow", "deep")]),
-                log_z_stderr=("topology", [r[name]["stderr"] for _, r, _, _ in ens_rows for name in ("shallow", "deep")]))
+    per_topology = [r[name] for _, r, _, _ in ens_rows for name in ("shallow", "deep")]
+    data.update(log_z=("topology", [t["log_z"] for t in per_topology]),
+                log_z_stderr=("topology", [t["stderr"] for t in per_topology]))
     coords["topology"] = np.asarray(topo)
     for k in [k for k in data if k.startswith("width_n")]:
         coords[k] = data.pop(k)[1]

@@ -14,8 +14,8 @@ S. Ganguli & J. Sohl-Dickstein, "Deep information propagation", ICLR 2017):
   (Schoenholz eq. 9), which diverges on the critical line. In the ordered phase χ_c = χ₁.
 
 Gaussian integrals use the trapezoidal rule on z ∈ [−10, 10] (float64, ``N_NODES`` = 401 nodes per
-dimension; exponentially convergent for these analytic integrands: error < 1e-12 for q ≲ 20). Known numbers: σ_w²,c = 1 at σ_b² = 0 (φ'(0) = 1), and
-σ_w²,c ≈ 1.76 at σ_b² = 0.05 (the critical point of Schoenholz et al. 2017, Fig. 1, whose ξ_c panel uses
+dimension; exponentially convergent for these analytic integrands: error < 1e-12 for q ≲ 20).
+Known numbers: σ_w²,c = 1 at σ_b² = 0 (φ'(0) = 1), and σ_w²,c ≈ 1.76 at σ_b² = 0.05 (the critical point of Schoenholz et al. 2017, Fig. 1, whose ξ_c panel uses
 σ_b² = 0.05).
 
 ``finite_width_correction`` adds the leading 1/N correction to ⟨q̂⟩ and ⟨χ̂₁⟩ of a width-N network (a small-noise

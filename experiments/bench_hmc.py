@@ -22,9 +22,7 @@ Run: ``python -m thermodl.experiments.bench_hmc [--size small|full|tiny] [--out 
 
 from __future__ import annotations
 
-import argparse
 import math
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -224,7 +222,7 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
         progress("bench-hmc: done", 1.0)
 
     names = list(impls)
-    env = _environment()
+    env = common.environment("blackjax", "numpyro")
     ds = xr.Dataset(
         {
             "time_s": (("impl", "repeat"), np.array([timings[n][0] for n in names])),
@@ -248,28 +246,9 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     return common.finish(out_dir, rows, figure=fig, data=ds, json=str(json_path))
 
 
-def _environment() -> dict:
-    dev = jax.devices()[0]
-    env = {"device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}", "jax": jax.__version__,
-           "python": platform.python_version()}
-    for name in ("blackjax", "numpyro"):
-        try:
-            env[name] = __import__(name).__version__
-        except ImportError:
-            env[name] = "not installed"
-    return env
-
-
 def main(argv=None) -> None:
     """``python -m thermodl.experiments.bench_hmc``: run, print the table, write JSON and the usual outputs."""
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    parser.add_argument("--size", choices=list(CONFIGS), default="small")
-    parser.add_argument("--out", type=Path, default=Path("results") / NAME)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    res = run(args.out, size=args.size, seed=args.seed)
-    print(common.rows_to_markdown(res["rows"]))
-    print(f"wrote {res['json']}")
+    common.bench_main(run, name=NAME, description=DESCRIPTION, sizes=CONFIGS, argv=argv)
 
 
 if __name__ == "__main__":

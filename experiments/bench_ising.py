@@ -18,8 +18,6 @@ Run: ``python -m thermodl.experiments.bench_ising [--size small|full|tiny] [--ou
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -112,7 +110,7 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
                                      res["u_exact"], wall_s=med, n_chains=res["n_chains"]))
     if progress:
         progress("bench-ising: done", 1.0)
-    env = _environment()
+    env = common.environment()
     sides = [r["L"] for r in results]
     ds = xr.Dataset(
         {
@@ -141,22 +139,9 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     return common.finish(out_dir, rows, figure=fig, data=ds, json=str(json_path))
 
 
-def _environment() -> dict:
-    dev = jax.devices()[0]
-    return {"device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}", "jax": jax.__version__,
-            "python": platform.python_version()}
-
-
 def main(argv=None) -> None:
     """``python -m thermodl.experiments.bench_ising``: run, print the table, write JSON and the usual outputs."""
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    parser.add_argument("--size", choices=list(CONFIGS), default="small")
-    parser.add_argument("--out", type=Path, default=Path("results") / NAME)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    res = run(args.out, size=args.size, seed=args.seed)
-    print(common.rows_to_markdown(res["rows"]))
-    print(f"wrote {res['json']}")
+    common.bench_main(run, name=NAME, description=DESCRIPTION, sizes=CONFIGS, argv=argv)
 
 
 if __name__ == "__main__":

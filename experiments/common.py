@@ -16,11 +16,13 @@ state, so experiments can run in threads and headless.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
 import math
 import os
+import platform
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -257,3 +259,42 @@ def finish(
         "n_fail": int(sum(not bool(v) for v in verdicts)),
         **extra,
     }
+
+
+def environment(*packages: str) -> dict[str, str]:
+    """Where a benchmark ran: ``{"device", "jax", "python"}`` plus the version of each of ``packages``
+    (``"not installed"`` when it cannot be imported)."""
+    import jax
+
+    dev = jax.devices()[0]
+    env = {"device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}", "jax": jax.__version__,
+           "python": platform.python_version()}
+    for name in packages:
+        try:
+            env[name] = __import__(name).__version__
+        except ImportError:
+            env[name] = "not installed"
+    return env
+
+
+def bench_main(run, *, name: str, description: str, sizes: Sequence[str], argv=None,
+               default_size: str = "small") -> None:
+    """Command-line entry of a benchmark module: parse ``--size/--out/--seed``, call ``run(out, size=, seed=)``,
+    print the table and the JSON path of its result dict.
+
+    Args:
+        run: the module's ``run(out_dir, *, size, seed) -> dict`` (the dict has ``rows`` and ``json``).
+        name: the module's NAME (default output folder ``results/<name>``).
+        description: the ``--help`` text.
+        sizes: the allowed ``--size`` values.
+        argv: arguments (``None``: ``sys.argv[1:]``).
+        default_size: ``--size`` when not given.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size", choices=list(sizes), default=default_size)
+    parser.add_argument("--out", type=Path, default=Path("results") / name)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    res = run(args.out, size=args.size, seed=args.seed)
+    print(rows_to_markdown(res["rows"]))
+    print(f"wrote {res['json']}")

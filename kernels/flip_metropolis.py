@@ -25,6 +25,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .integrators import _check_position as _check_float_position
+from .integrators import _neg_beta_delta
 from .metropolis import metropolis_accept
 
 __all__ = ["FlipState", "FlipInfo", "init", "step", "ORDERS"]
@@ -75,19 +77,8 @@ def _check_values(values, name: str) -> tuple:
 
 
 def _check_position(position, name: str) -> jax.Array:
-    position = jnp.asarray(position)
-    if position.ndim != 1:
-        raise ValueError(f"{name}: position must have shape [dim] (one chain), got shape {position.shape}")
-    if position.shape[0] == 0:
-        raise ValueError(f"{name}: position must have at least one site, got shape {position.shape}")
-    if not jnp.issubdtype(position.dtype, jnp.floating):
-        raise ValueError(f"{name}: position must be a float array, got dtype {position.dtype}")
-    return position
-
-
-def _neg_beta_delta(beta, delta_energy):
-    """−β ΔE with the convention 0·∞ = 0 (β = 0 accepts everything that is not NaN)."""
-    return jnp.where((beta == 0) & ~jnp.isnan(delta_energy), 0.0, -beta * delta_energy)
+    """``position`` as a float [dim] array with at least one site (shared with ``heat_bath`` and ``block_gibbs``)."""
+    return _check_float_position(position, name, unit="site")
 
 
 def init(position: jax.Array, energy_fn: Callable) -> FlipState:

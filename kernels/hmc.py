@@ -25,7 +25,7 @@ from .integrators import (
     _beta_times,
     _check_position,
     _check_positive,
-    _check_scalar,
+    _check_step,
     _invalid_gradient,
     _select,
     gradient_state,
@@ -108,9 +108,7 @@ def step(
     Returns:
         ``(GradientState, Info)``; the position keeps its dtype.
     """
-    x = _check_position(state.position, "hmc.step")
-    _check_scalar(step_size, "step_size", "hmc.step")
-    _check_positive(step_size, "step_size", "hmc.step")
+    x = _check_step(state.position, step_size, "hmc.step")
     if isinstance(num_integration_steps, bool) or not isinstance(num_integration_steps, int) \
             or num_integration_steps < 1:
         raise ValueError(f"hmc.step: num_integration_steps must be a positive Python int, got "

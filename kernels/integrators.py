@@ -74,12 +74,13 @@ def _strong(value: jax.Array) -> jax.Array:
     return jnp.asarray(value, dtype=value.dtype)
 
 
-def _check_position(position, name: str) -> jax.Array:
+def _check_position(position, name: str, unit: str = "coordinate") -> jax.Array:
+    """``position`` as a float [dim] array with dim ≥ 1 (``unit`` names an entry in the message: coordinate, site)."""
     position = jnp.asarray(position)
     if position.ndim != 1:
         raise ValueError(f"{name}: position must have shape [dim] (one chain), got shape {position.shape}")
     if position.shape[0] == 0:
-        raise ValueError(f"{name}: position must have at least one coordinate, got shape {position.shape}")
+        raise ValueError(f"{name}: position must have at least one {unit}, got shape {position.shape}")
     if not jnp.issubdtype(position.dtype, jnp.floating):
         raise ValueError(f"{name}: position must be a float array, got dtype {position.dtype}")
     return position
@@ -108,6 +109,15 @@ def _check_positive(value, what: str, name: str) -> None:
 def _check_scalar(value, what: str, name: str) -> None:
     if jnp.ndim(value) != 0:
         raise ValueError(f"{name}: {what} must be a scalar (one chain), got shape {jnp.shape(value)}")
+
+
+def _check_step(position, step_size, name: str) -> jax.Array:
+    """The checks every continuous ``step`` starts with: ``position`` [dim] float, ``step_size`` a scalar > 0 (when
+    concrete). Returns ``position`` as an array."""
+    x = _check_position(position, name)
+    _check_scalar(step_size, "step_size", name)
+    _check_positive(step_size, "step_size", name)
+    return x
 
 
 def _as(value, dtype) -> jax.Array:
@@ -168,6 +178,14 @@ def potential_gradient(state: GradientState, beta: jax.Array) -> jax.Array:
     """∇U_β(x) = β ∇E(x) − ∇ log prior(x) from the cached gradients; float [dim] (0·∞ = 0 at β = 0)."""
     beta = _as(beta, state.position.dtype)
     return _beta_times(beta, state.energy_grad) - state.log_prior_grad
+
+
+def _langevin_move(key, state: GradientState, beta, h) -> jax.Array:
+    """x + (h/2) ∇ log p_β(x) + √h ξ, ξ ~ N(0, I) from ``key``, using the cached gradients (the proposal of ``mala``
+    and the move of ``langevin`` and ``sgld``); ``beta`` and ``h`` already in the position's dtype."""
+    x = state.position
+    noise = jax.random.normal(key, x.shape, x.dtype)
+    return (x - 0.5 * h * potential_gradient(state, beta) + jnp.sqrt(h) * noise).astype(x.dtype)
 
 
 def kinetic_energy(momentum: jax.Array, inverse_mass: jax.Array) -> jax.Array:

@@ -25,12 +25,11 @@ from .integrators import (
     GradientState,
     _as,
     _check_position,
-    _check_positive,
-    _check_scalar,
+    _check_step,
     _invalid_gradient,
+    _langevin_move,  # re-exported for sgld
     _select,
     gradient_state,
-    potential_gradient,
 )
 
 __all__ = ["State", "Info", "init", "step"]
@@ -66,13 +65,6 @@ def init(position: jax.Array, energy_fn: Callable, log_prior_fn: Callable | None
     return gradient_state(_check_position(position, "langevin.init"), energy_fn, log_prior_fn)
 
 
-def _langevin_move(key, state: GradientState, beta, h) -> jax.Array:
-    """x + (h/2) ∇ log p_β(x) + √h ξ from the cached gradients (shared with ``sgld``)."""
-    x = state.position
-    noise = jax.random.normal(key, x.shape, x.dtype)
-    return (x - 0.5 * h * potential_gradient(state, beta) + jnp.sqrt(h) * noise).astype(x.dtype)
-
-
 def _unadjusted_transition(new: GradientState, state: GradientState):
     """Take every finite move; keep the old state for a divergent one (including a move outside the prior's
     support: with no accept/reject there is no other way to stay out of it)."""
@@ -103,8 +95,6 @@ def step(
     Returns:
         ``(GradientState, Info)``; the position keeps its dtype.
     """
-    x = _check_position(state.position, "langevin.step")
-    _check_scalar(step_size, "step_size", "langevin.step")
-    _check_positive(step_size, "step_size", "langevin.step")
+    x = _check_step(state.position, step_size, "langevin.step")
     proposal = _langevin_move(key, state, _as(beta, x.dtype), _as(step_size, x.dtype))
     return _unadjusted_transition(gradient_state(proposal, energy_fn, log_prior_fn), state)

@@ -25,9 +25,9 @@ from .integrators import (
     GradientState,
     _as,
     _check_position,
-    _check_positive,
-    _check_scalar,
+    _check_step,
     _invalid_gradient,
+    _langevin_move,
     _neg_beta_delta,
     _select,
     gradient_state,
@@ -97,16 +97,11 @@ def step(
     Returns:
         ``(GradientState, Info)``; the position keeps its dtype.
     """
-    x = _check_position(state.position, "mala.step")
-    _check_scalar(step_size, "step_size", "mala.step")
-    _check_positive(step_size, "step_size", "mala.step")
-    dtype = x.dtype
-    beta = _as(beta, dtype)
-    h = _as(step_size, dtype)
+    x = _check_step(state.position, step_size, "mala.step")
+    beta = _as(beta, x.dtype)
+    h = _as(step_size, x.dtype)
     key_proposal, key_accept = jax.random.split(key)
-    noise = jax.random.normal(key_proposal, x.shape, dtype)
-    proposal = x - 0.5 * h * potential_gradient(state, beta) + jnp.sqrt(h) * noise
-    new = gradient_state(proposal.astype(dtype), energy_fn, log_prior_fn)
+    new = gradient_state(_langevin_move(key_proposal, state, beta, h), energy_fn, log_prior_fn)
 
     log_ratio = (
         _neg_beta_delta(beta, new.energy - state.energy)

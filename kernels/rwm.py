@@ -19,8 +19,7 @@ import jax.numpy as jnp
 from .integrators import (
     _as,
     _check_position,
-    _check_positive,
-    _check_scalar,
+    _check_step,
     _invalid_value,
     _log_prior_fn,
     _neg_beta_delta,
@@ -101,6 +100,24 @@ def _symmetric_transition(key, state: State, proposal: jax.Array, energy_fn, bet
     return _select(acc.is_accepted, new, state), info
 
 
+def _symmetric_step(key, state: State, energy_fn, beta, log_prior_fn, step_size, propose: Callable, name: str):
+    """Check the arguments, split ``key``, propose ``propose(key_proposal, x, step_size)`` and accept/reject it with
+    ``_symmetric_transition`` (the step of ``rwm`` and ``sphere``, which differ only in ``propose``).
+
+    Returns:
+        ``(State, Info)``.
+    """
+    x = _check_step(state.position, step_size, name)
+    key_proposal, key_accept = jax.random.split(key)
+    proposal = propose(key_proposal, x, _as(step_size, x.dtype))
+    return _symmetric_transition(key_accept, state, proposal, energy_fn, beta, log_prior_fn)
+
+
+def _gaussian_proposal(key, x: jax.Array, step_size: jax.Array) -> jax.Array:
+    """x + step_size · ξ, ξ ~ N(0, I)."""
+    return x + step_size * jax.random.normal(key, x.shape, x.dtype)
+
+
 def step(
     key: jax.Array,
     state: State,
@@ -122,10 +139,4 @@ def step(
     Returns:
         ``(State, Info)``; the position keeps its dtype.
     """
-    x = _check_position(state.position, "rwm.step")
-    _check_scalar(step_size, "step_size", "rwm.step")
-    _check_positive(step_size, "step_size", "rwm.step")
-    key_proposal, key_accept = jax.random.split(key)
-    noise = jax.random.normal(key_proposal, x.shape, x.dtype)
-    proposal = x + _as(step_size, x.dtype) * noise
-    return _symmetric_transition(key_accept, state, proposal, energy_fn, beta, log_prior_fn)
+    return _symmetric_step(key, state, energy_fn, beta, log_prior_fn, step_size, _gaussian_proposal, "rwm.step")

@@ -25,8 +25,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from .integrators import _as, _check_position, _check_positive, _check_scalar
-from .rwm import Info, State, _evaluate, _symmetric_transition
+from .integrators import _check_position
+from .rwm import Info, State, _evaluate, _symmetric_step
 
 __all__ = ["State", "Info", "init", "step", "project"]
 
@@ -64,10 +64,12 @@ def _geodesic_proposal(key, x: jax.Array, step_size: jax.Array) -> jax.Array:
     xi_perp = xi - jnp.dot(xi, x_hat) * x_hat  # a Gaussian direction in the tangent space
     norm = jnp.linalg.norm(xi_perp)
     direction = xi_perp / jnp.where(norm > 0, norm, 1.0)
-    # Clamping the rotation angle at π keeps the proposal finite for any step size (adaptation on a flat or
-    # piecewise-constant energy can drive it to +inf) and keeps it symmetric: the angle is still drawn
-    # independently of x and the direction uniformly in the tangent space.
-    theta = jnp.minimum(step_size * norm / radius, jnp.pi)
+    # The rotation angle is reduced modulo 2π (cos/sin are unchanged, so the proposal is the same symmetric
+    # geodesic move for any finite step). An infinite step gives a NaN proposal, which the accept step rejects
+    # and flags divergent, so step-size adaptation backs off instead of producing NaN positions. (Clamping the
+    # angle at π instead would be wrong: every direction then maps to the antipode −x and the chain only hops
+    # between x and −x.)
+    theta = jnp.mod(step_size * norm / radius, 2.0 * jnp.pi)
     moved = jnp.cos(theta) * x + radius * jnp.sin(theta) * direction
     return project(jnp.where(norm > 0, moved, x))
 
@@ -93,9 +95,4 @@ def step(
     Returns:
         ``(rwm.State, rwm.Info)``; the position keeps its dtype and |x|² = dim to rounding.
     """
-    x = _check_position(state.position, "sphere.step")
-    _check_scalar(step_size, "step_size", "sphere.step")
-    _check_positive(step_size, "step_size", "sphere.step")
-    key_proposal, key_accept = jax.random.split(key)
-    proposal = _geodesic_proposal(key_proposal, x, _as(step_size, x.dtype))
-    return _symmetric_transition(key_accept, state, proposal, energy_fn, beta, log_prior_fn)
+    return _symmetric_step(key, state, energy_fn, beta, log_prior_fn, step_size, _geodesic_proposal, "sphere.step")

@@ -154,7 +154,7 @@ def test_thermodynamics_with_beta_zero_and_structure():
         ([0.1, 0.2], {"method": "ais"}, "unknown method 'ais'"),
         ([0.1, 0.2], {"n_chains": 0}, "n_chains"),
         ([0.1, 0.2], {"n_steps": -5}, "n_steps"),
-        ([0.2], {"method": "ti"}, "at least 3 grid points"),
+        ([0.2], {"method": "ti", "n_integration": 0}, "at least 3 grid points"),
         ([0.1, 0.2], {"kernel": "nope"}, "unknown kernel 'nope'"),
     ],
 )

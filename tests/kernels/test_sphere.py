@@ -202,21 +202,29 @@ def test_injected_proposals_and_bad_input(dtype):
         sphere.init(jnp.ones((2, 3), dtype), energy)
 
 
-def test_huge_step_size_stays_finite_and_flat_energy_accepts():
-    """Regression: adaptation on a flat/piecewise-constant energy can push the step size to +inf; the geodesic
-    proposal must stay on the sphere (angle clamped at π) instead of producing NaN positions that an error-count
-    energy would silently score as 0 errors."""
+def test_huge_step_size_stays_finite_and_infinite_step_is_rejected():
+    """Regression: adaptation on a flat/piecewise-constant energy can push the step size to +inf. Huge finite
+    steps must stay proper random rotations on the sphere (not collapse to the antipode −x), and an infinite
+    step must be rejected and flagged divergent, never leave a NaN position that an error-count energy would
+    score as 0 errors."""
     import jax
     import jax.numpy as jnp
 
     from thermodl.kernels import sphere
 
-    def errors(x):  # piecewise constant, NaN positions would give 0
+    def errors(x):  # piecewise constant
         return jnp.sum(x[:2] <= 0.3).astype(x.dtype)
 
-    state = sphere.init(jnp.ones(6), errors)
-    for s in (1e3, 1e30, float("inf")):
-        new, info = sphere.step(jax.random.key(0), state, errors, 0.0, None, s)
-        assert bool(jnp.all(jnp.isfinite(new.position)))
-        assert float(jnp.sum(new.position**2)) == pytest.approx(6.0, rel=1e-5)
-        assert not bool(info.is_divergent)
+    x0 = jnp.ones(6)
+    state = sphere.init(x0, errors)
+    for s in (1e3, 1e30):
+        news = [sphere.step(jax.random.key(k), state, errors, 0.0, None, s) for k in range(8)]
+        for new, info in news:
+            assert bool(jnp.all(jnp.isfinite(new.position))) and not bool(info.is_divergent)
+            assert float(jnp.sum(new.position**2)) == pytest.approx(6.0, rel=1e-5)
+        # not all antipodal: the proposals spread over the sphere
+        cosines = [float(jnp.dot(new.position, x0)) / 6.0 for new, _ in news]
+        assert max(cosines) - min(cosines) > 0.2, cosines
+    new, info = sphere.step(jax.random.key(0), state, errors, 0.0, None, float("inf"))
+    assert bool(info.is_divergent) and not bool(info.is_accepted)
+    assert bool(jnp.all(new.position == state.position))

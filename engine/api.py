@@ -129,30 +129,6 @@ def log_partition(model: Any, beta: float, *, method: str = "auto", key=None, **
 
 
 # ---------------------------------------------------------------------------------------------- thermodynamics
-def _bridge_curve(res) -> tuple[np.ndarray, np.ndarray, int]:
-    """Cumulative log Z(β_k) − log Z(β_0) [R] from a one-copy PT run's bridge accumulators, pooled over chains;
-    stderr by the delta method over independent chains (chain-to-chain spread of the influence functions, as in
-    ``tempering.bridge_log_partition``)."""
-    down = np.asarray(res.bridge_down.log_sum, np.float64)  # [R−1, chains]
-    up = np.asarray(res.bridge_up.log_sum, np.float64)
-    bad = np.asarray(res.nonfinite).any(0) | ~np.isfinite(down).all(0) | ~np.isfinite(up).all(0)
-    down, up = down[:, ~bad], up[:, ~bad]
-    s = down.shape[1]
-    if s < 2:
-        raise ValueError(f"fewer than 2 finite PT chains ({int(bad.sum())} excluded); cannot estimate errors")
-
-    def lme(x):
-        mx = x.max(1, keepdims=True)
-        return mx[:, 0] + np.log(np.mean(np.exp(x - mx), 1))
-
-    big_d, big_u = lme(down), lme(up)
-    infl = np.exp(down - big_d[:, None]) - np.exp(up - big_u[:, None])  # [R−1, S]
-    cum_infl = np.cumsum(infl, 0)
-    log_z = np.concatenate([[0.0], np.cumsum(big_d - big_u)])
-    stderr = np.concatenate([[0.0], cum_infl.std(1, ddof=1) / math.sqrt(s)])
-    return log_z, stderr, int(bad.sum())
-
-
 def thermodynamics(
     model: Any,
     betas,
@@ -244,7 +220,9 @@ def thermodynamics(
         u = summarise(np.asarray(res.energy.mean, np.float64), chain_axis=-1, exclude=nonfinite)
         v = pooled_variance(res.energy, exclude=nonfinite)
         c = Summary(v.mean * grid**2, v.stderr * grid**2, v.n_used, v.n_excluded)
-        rel, rel_se, _ = _bridge_curve(res)
+        from .tempering import bridge_curve
+
+        rel, rel_se, _ = bridge_curve(res)
         log_z, log_z_se = log_z0 + rel, rel_se
         acceptance = np.nanmean(np.asarray(res.acceptance, np.float64), axis=-1)
         rhat, ess = rhat_from_moments(res.energy), ess_from_moments(res.energy)

@@ -212,3 +212,21 @@ def make_sampler(model: Any, kernel: str = "auto", **options) -> Sampler:
             return mod.init(x, energy_fn, log_prior_fn)
 
     return Sampler(name, init, step, _DEFAULT_STEP[name], _TARGET.get(name))
+
+
+def split_options(kernel: str, options: dict) -> tuple[tuple, dict]:
+    """The ONE static-vs-traced rule for kernel options: ``(static, traced)``.
+
+    Python bools, ints and strings (trajectory lengths, batch sizes, switches) are static (a new value compiles a
+    new program); floats and arrays are traced (converted to JAX arrays; a new value never recompiles).
+
+    Returns:
+        (tuple of sorted (name, value) static pairs — hashable, for jit static arguments; {name: jax.Array}).
+    """
+    static, traced = [], {}
+    for k, v in sorted(options.items()):
+        if isinstance(v, (bool, int, str)) or v is None:
+            static.append((k, v))
+        else:
+            traced[k] = jnp.asarray(v)
+    return tuple(static), traced

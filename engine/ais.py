@@ -39,9 +39,9 @@ import numpy as np
 
 from thermodl.kernels import ais as ais_kernel
 
-from .ensemble import _as_key, _split_options
+from .keys import as_key as _as_key
 from .estimate import LogZEstimate
-from .samplers import make_sampler, resolve_kernel
+from .samplers import make_sampler, resolve_kernel, split_options
 from .validate import check_beta, check_betas, check_choice, check_positive_int
 
 __all__ = [
@@ -245,7 +245,7 @@ def run_ais(
     n_adapt = check_positive_int(n_adapt, "n_adapt")
     key = _as_key(key)
     name = resolve_kernel(model, kernel)
-    static_opts, array_opts = _split_options(kernel_options)
+    static_opts, array_opts = split_options(name, kernel_options)
     sampler = make_sampler(model, name, **kernel_options)
     dtype = jnp.result_type(float)
     sched_j = jnp.asarray(sched, dtype)

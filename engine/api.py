@@ -18,72 +18,43 @@ log Z + βU (so S(0) = log Z(0): the entropy of the reference measure), C = β²
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from .diagnostics import Summary, ess_from_moments, rhat_from_moments, summarise
-from .ensemble import _as_key, pooled_variance, run_ensemble
 from .estimate import LogZEstimate
+from .exact import exact_log_partition_value, exact_source
+from .keys import as_key
 from .validate import check_beta, check_betas, check_choice, check_nonnegative_int, check_positive_int
 
 __all__ = ["log_partition", "thermodynamics", "exact_log_partition", "METHODS"]
 
-METHODS = ("auto", "ais", "ti", "pt", "exact")
+METHODS = ("auto", "ais", "smc", "ti", "pt", "exact")
 THERMO_METHODS = ("ti", "pt")
 
 
-def _to_float64(model: Any) -> Any:
-    """The model with every floating leaf (and Python float) cast to float64 (call inside enable_x64)."""
-
-    def cast(a):
-        if isinstance(a, float) or (hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating)):
-            return jnp.asarray(a, jnp.float64)
-        return a
-
-    return jax.tree.map(cast, model)
-
-
-def _enumerable(model: Any) -> bool:
-    from thermodl.models.exact import MAX_ENUMERATION_DIM
-
-    return getattr(model, "kind", None) == "discrete" and int(model.dim) <= MAX_ENUMERATION_DIM
-
-
-def _has_closed_form(model: Any) -> bool:
-    try:
-        return callable(getattr(model, "exact_log_partition", None))
-    except ValueError:  # a model may refuse (e.g. Ising2D with h ≠ 0 on a wide lattice)
-        return False
-
-
 def exact_log_partition(model: Any, beta: float) -> LogZEstimate:
-    """Exact log Z(β) in float64: the model's closed form if it has one, else enumeration (discrete, dim ≤ 24).
+    """Exact log Z(β) in float64 (``engine.exact``: the model's closed form, else enumeration).
 
     Raises:
         ValueError: no exact method applies to this model.
     """
     beta = check_beta(beta, "beta")
-    with jax.enable_x64(True):
-        m64 = _to_float64(model)
-        if _has_closed_form(m64):
-            value, source = m64.exact_log_partition(jnp.float64(beta)), "closed_form"
-        elif _enumerable(m64):
-            from thermodl.models.exact import enumerate_log_partition
-
-            value, source = enumerate_log_partition(m64, jnp.float64(beta)), "enumeration"
-        else:
-            raise ValueError(
-                f"no exact log Z for {type(model).__name__} (dim={getattr(model, 'dim', '?')}): it has no "
-                "exact_log_partition and is not a discrete model with dim <= 24; use method 'ais', 'ti' or 'pt'"
-            )
-        value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"exact log Z of {type(model).__name__} at beta={beta!r} is not finite ({value})")
+    value, source = exact_log_partition_value(model, beta)
     return LogZEstimate(value, 0.0, "exact", beta, {"source": source})
+
+
+def _estimator(method: str):
+    """The estimator function of ``method`` (imported lazily)."""
+    if method == "ais":
+        from .ais import ais_log_partition as fn
+    elif method == "smc":
+        from .smc import smc_log_partition as fn
+    elif method == "ti":
+        from .ti import ti_log_partition as fn
+    else:
+        from .tempering import pt_log_partition as fn
+    return fn
 
 
 def log_partition(model: Any, beta: float, *, method: str = "auto", key=None, **options) -> LogZEstimate:
@@ -92,11 +63,11 @@ def log_partition(model: Any, beta: float, *, method: str = "auto", key=None, **
     Args:
         model: a thermodl model (``models/base.py``).
         beta: inverse temperature, finite and ≥ 0.
-        method: ``"auto"`` (exact when available, else ``"ais"``), ``"ais"``, ``"ti"``, ``"pt"`` or ``"exact"``.
+        method: ``"auto"`` (exact when available, else ``"ais"``), ``"ais"``, ``"smc"``, ``"ti"``, ``"pt"`` or
+            ``"exact"``.
         key: ``jax.random.key`` or int seed; required by the stochastic methods.
-        **options: passed to the method (``ais_log_partition``: n_chains, n_temperatures, schedule, n_sweeps,
-            kernel, step_size; ``ti_log_partition``: n_betas, grid, n_chains, n_steps, ...;
-            ``pt_log_partition``: n_replicas, n_chains, n_steps, ...).
+        **options: passed to the estimator (``engine.ais.ais_log_partition``, ``engine.smc.smc_log_partition``,
+            ``engine.ti.ti_log_partition``, ``engine.tempering.pt_log_partition``).
 
     Returns:
         ``LogZEstimate``.
@@ -107,25 +78,14 @@ def log_partition(model: Any, beta: float, *, method: str = "auto", key=None, **
     beta = check_beta(beta, "beta")
     check_choice("method", method, METHODS)
     if method == "auto":
-        method = "exact" if (_has_closed_form(model) or _enumerable(model)) else "ais"
+        method = "exact" if exact_source(model) is not None else "ais"
     if method == "exact":
         if options:
             raise ValueError(f"method 'exact' takes no options, got {', '.join(sorted(options))}")
         return exact_log_partition(model, beta)
     if key is None:
         raise ValueError(f"key is required for method {method!r} (pass jax.random.key(seed) or an int seed)")
-    key = _as_key(key)
-    if method == "ais":
-        from .ais import ais_log_partition
-
-        return ais_log_partition(model, beta, key=key, **options)
-    if method == "ti":
-        from .ti import ti_log_partition
-
-        return ti_log_partition(model, beta, key=key, **options)
-    from .tempering import pt_log_partition
-
-    return pt_log_partition(model, beta, key=key, **options)
+    return _estimator(method)(model, beta, key=as_key(key), **options)
 
 
 # ---------------------------------------------------------------------------------------------- thermodynamics
@@ -175,7 +135,7 @@ def thermodynamics(
     n_steps = check_positive_int(n_steps, "n_steps")
     if n_warmup is not None:
         n_warmup = check_nonnegative_int(n_warmup, "n_warmup")
-    key = _as_key(key)
+    key = as_key(key)
     grid = np.union1d([0.0], user_betas)
     if method == "ti" and n_integration and user_betas[-1] > 0:
         from .ti import ti_grid
@@ -196,6 +156,8 @@ def thermodynamics(
 
         if grid.size < 3:
             raise ValueError(f"method 'ti' needs at least 3 grid points including beta=0, got betas={user_betas!r}")
+        from .ensemble import run_ensemble
+
         res = run_ensemble(model, grid, key=key, n_chains=n_chains, n_steps=n_steps, n_warmup=n_warmup,
                            kernel=kernel, progress=progress, **options)
         u, c = res.mean_energy(), res.specific_heat()
@@ -216,16 +178,12 @@ def thermodynamics(
             raise ValueError(f"method 'pt' needs at least 2 temperatures, got betas={user_betas!r}")
         res = run_tempering(model, grid, key=key, n_chains=n_chains, n_steps=n_steps, n_warmup=n_warmup,
                             kernel=kernel, adapt_ladder=False, progress=progress, **options)
-        nonfinite = np.asarray(res.nonfinite)
-        u = summarise(np.asarray(res.energy.mean, np.float64), chain_axis=-1, exclude=nonfinite)
-        v = pooled_variance(res.energy, exclude=nonfinite)
-        c = Summary(v.mean * grid**2, v.stderr * grid**2, v.n_used, v.n_excluded)
+        u, c = res.mean_energy(), res.specific_heat()
         from .tempering import bridge_curve
 
         rel, rel_se, _ = bridge_curve(res)
         log_z, log_z_se = log_z0 + rel, rel_se
-        acceptance = np.nanmean(np.asarray(res.acceptance, np.float64), axis=-1)
-        rhat, ess = rhat_from_moments(res.energy), ess_from_moments(res.energy)
+        acceptance, rhat, ess = res.acceptance_rate().mean, res.rhat("energy"), res.ess("energy")
         n_excl = u.n_excluded
         attrs.update(kernel=res.kernel, n_warmup=res.n_warmup, round_trip_rate=float(res.round_trip_rate))
         extra["swap_rate_up"] = np.append(np.asarray(res.swap_rate, np.float64), np.nan)  # pair (k, k+1)

@@ -28,6 +28,7 @@ __all__ = [
     "Summary",
     "summarise",
     "nonfinite_chains",
+    "pooled_variance",
     "split_rhat_from_moments",
     "rhat_from_moments",
     "ess_from_moments",
@@ -252,3 +253,32 @@ def effective_sample_size(trace, rank_normalise: bool = True) -> float:
     tau = -1.0 + 2.0 * pairs.sum()
     tau = max(tau, 1.0 / np.log10(m * n))
     return float(m * n / tau)
+
+
+def pooled_variance(m: Moments, exclude=None) -> Summary:
+    """Variance of the pooled draws of all chains (last axis of ``m.count``) with a leave-one-chain-out jackknife
+    standard error (chains independent; B. Efron, *The Jackknife, the Bootstrap and Other Resampling Plans*,
+    1982). Non-finite chains (or ``exclude``) are left out and counted."""
+    mu = np.asarray(m.mean, np.float64)
+    n = np.broadcast_to(np.asarray(m.count, np.float64), mu.shape)  # a shared scalar count is allowed
+    m2 = np.asarray(m.m2, np.float64)
+    ok = np.isfinite(mu) & np.isfinite(m2) & (n > 0)
+    if exclude is not None:
+        ok &= ~np.asarray(exclude, bool)
+    nz = np.where(ok, n, 0.0)
+    mz = np.where(ok, mu, 0.0)
+    m2z = np.where(ok, m2, 0.0)
+    k = ok.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref = (nz * mz).sum(-1, keepdims=True) / nz.sum(-1, keepdims=True)  # centre for accuracy
+        d = np.where(ok, mz - ref, 0.0)
+        s0, s1, s2 = nz.sum(-1), (nz * d).sum(-1), (m2z + nz * d**2).sum(-1)
+        var_all = (s2 - s1**2 / s0) / (s0 - 1)
+        # leave chain c out
+        l0 = s0[..., None] - nz
+        l1 = s1[..., None] - nz * d
+        l2 = s2[..., None] - (m2z + nz * d**2)
+        loo = (l2 - l1**2 / l0) / (l0 - 1)
+        loo_mean = np.where(ok, loo, 0.0).sum(-1) / k
+        jk = np.sqrt((k - 1) / k * np.where(ok, (loo - loo_mean[..., None]) ** 2, 0.0).sum(-1))
+    return Summary(var_all, np.where(k >= 2, jk, np.nan), k, n.shape[-1] - k)

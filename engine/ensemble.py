@@ -1,32 +1,21 @@
-"""Equilibrium sampling of many chains at many fixed inverse temperatures: ``run_ensemble``.
+"""Equilibrium ensembles: ``run_ensemble`` and the host driver of the ONE runner (``engine.equilibrium``).
 
-Layout: states ``[T, chains, ...]`` (``[D, T, chains, ...]`` with a disorder axis). One jitted *chunk* function
-runs ``chunk_size`` steps of every chain at every temperature — ``lax.scan`` over steps of a ``vmap`` (β) of a
-``vmap`` (chains) of the one-chain kernel step — and a host loop calls that SAME compiled function until the run is
-done (a progress callback runs between chunks). Steps past the end of the run inside the last chunk are skipped
-with ``lax.cond``, so any run length reuses the compiled chunk.
+``run_ensemble(model, betas, ...)`` samples independent chains at every inverse temperature; parallel tempering
+(``engine.tempering.run_tempering``) is the same driver with ``exchange=True`` and ladder rounds. The driver
+(``start`` → ``advance`` … → ``finish``) validates once, builds the lane keys, pads and shards the chain axis
+over the devices, calls the compiled chunk program until the run is done (``progress(done, total)`` between
+chunks) and brings the statistics back to the host as an ``EnsembleResult``.
 
-Traced (never recompile): β values, the PRNG key, the model's arrays (couplings, data), the step size, run lengths.
-Static (compile once per value): array shapes (T, chains, dim, number of trace draws), kernel name and its integer
-options, chunk size, the observable functions.
+Shapes in results: ``[(D,) T, (A,) C]`` — the disorder axis D only with ``disorder_axis=True`` (a stack of
+models), the copy axis A only with ``n_copies=2``; C chains is always last.
 
-Randomness: the key of step t (global, warmup included) of chain c at temperature k (disorder sample d) is
-``fold_in(fold_in(fold_in([fold_in(key_steps, d)], k), c), t)`` with ``key_steps = fold_in(key, 0)``; initial
-positions use ``fold_in(key, 1)`` the same way. Results are therefore independent of the chunk size.
-
-Observables are reduced inside the scan (``engine.observables``): per [temperature, chain] split-half moments of
-the energy, of the magnetisation vector (m, |m|, m², m⁴) when the model has ``magnetization(x)``, and of any user
-observable; acceptance moments; divergence counts; a non-finite-energy flag. Thinned traces ``[T, chains, draws]``
-only on request (``trace_every``).
-
-Step sizes (continuous kernels with a target acceptance): dual averaging per temperature during warmup on the
-chain-averaged acceptance (``kernels.adaptation``; Hoffman & Gelman, JMLR 15, 1593 (2014) §3.2), frozen after.
+Randomness: lane (d, k, a, c) uses ``fold(point_key[d, k], a, c)``, with ``point_key[d, k] = fold(key, d, k)``
+(or the caller's own key array [(D,) T], e.g. one key per sweep point); results are independent of
+``chunk_size`` and of the number of devices (bitwise when ``chain_block`` is fixed).
 """
 
 from __future__ import annotations
 
-import collections
-import functools
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
@@ -34,67 +23,42 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from thermodl.kernels import adaptation
-
+from . import chainstats as cs
 from . import observables as obs
-from .diagnostics import Summary, ess_from_moments, split_rhat_from_moments, summarise
-from .samplers import Sampler, make_sampler, resolve_kernel
-from .validate import check_betas, check_nonnegative_int, check_positive_int
+from . import sharding
+from .diagnostics import Summary, ess_from_moments, pooled_variance, split_rhat_from_moments, summarise
+from .equilibrium import ADAPT_MODES, RunSpec, program
+from .keys import as_key, fold
+from .samplers import make_sampler, resolve_kernel, split_options
+from .validate import check_betas, check_choice, check_nonnegative_int, check_positive_int
 
-__all__ = ["EnsembleResult", "run_ensemble", "pooled_variance"]
-
-# Number of times each jitted function body was traced (= compiled); tests use it to prove no recompilation.
-_TRACE_COUNTS: collections.Counter = collections.Counter()
-_JIT_CACHE: dict = {}
-
-
-class _Spec(NamedTuple):
-    """Static configuration of the compiled functions (hashable)."""
-
-    kernel: str
-    static_options: tuple
-    chunk_len: int
-    phase: str  # "init" | "run"
-    observables: tuple  # ((name, fn), ...)
-    has_magnetization: bool
-    trace_every: int
-    n_draws: int
-    target: float | None
-
-
-class _ChainStats(NamedTuple):
-    energy: obs.SplitMoments
-    magnetization: Any  # SplitMoments over [4] or None
-    user: dict
-    acceptance: obs.Moments
-    n_divergent: jax.Array
-    nonfinite: jax.Array
-    traces: dict
+__all__ = ["EnsembleResult", "run_ensemble", "pooled_variance", "Session", "start", "advance", "finish"]
 
 
 @dataclass(frozen=True)
 class EnsembleResult:
-    """Streamed statistics of ``run_ensemble``; per-chain arrays have axes ``[(D,) T, chains, ...]``.
+    """Streamed statistics of an equilibrium run; per-lane arrays have axes ``[(D,) T, (A,) C, ...]``.
 
     Attributes:
-        betas: float [T] — the inverse temperatures.
-        kernel: the kernel used.
-        n_steps, n_warmup: production and warmup steps per chain.
-        energy: ``SplitMoments`` of E per chain (count [..., T, C], mean [..., T, C]).
-        magnetization: ``SplitMoments`` of (m, |m|, m², m⁴) per chain (mean [..., T, C, 4]) or None.
-        observables: {name: ``SplitMoments``} of the user observables.
-        acceptance: ``Moments`` of the acceptance probability per chain.
-        n_divergent: int [..., T, C] — divergent (NaN) steps per chain.
-        nonfinite: bool [..., T, C] — the chain's energy was NaN/inf at some production step (chain excluded).
-        step_size: float [..., T] — the (adapted, frozen) step size per temperature.
-        final_state: kernel State with leaves [..., T, C, ...] (continue from ``final_state.position``).
-        traces: {name: float [..., T, C, draws(, ...)]} thinned traces, or None.
+        betas: float [T] — the inverse temperatures (the final ladder for parallel tempering).
+        kernel: the kernel used. n_steps, n_warmup: production and warmup steps. n_copies: A.
+        energy: ``SplitMoments`` of E per lane. magnetization: ``SplitMoments`` of (m, |m|, m², m⁴) or None.
+        observables: {name: ``SplitMoments``}. acceptance: ``Moments`` of the acceptance probability per lane.
+        n_divergent: int per lane. nonfinite: bool per lane (energy non-finite at a production step: excluded).
+        step_size: the frozen step sizes, [(D,) T] (``adapt="group"``/``"none"``) or per lane (``"chain"``).
+        bridge_down, bridge_up: ``LogMeanExp`` per lane of ∓(Δβ/2)·E towards the neighbouring slots.
+        exchange: None, or {"swap_acceptance" [(D,) T−1, (A,) C], "swap_rate" [(D,) T−1] pooled,
+            "round_trips" [(D,) (A,) C], "labels" per lane} for replica-exchange runs.
+        overlap_counts: int [(D,) T, C, bins] histogram of q between copies 0 and 1, or None.
+        final_state: kernel State with leaves per lane (continue from ``final_state.position``).
+        traces: {name: [..., C, draws(, ...)]} thinned traces, or None.
     """
 
     betas: np.ndarray
     kernel: str
     n_steps: int
     n_warmup: int
+    n_copies: int
     energy: obs.SplitMoments
     magnetization: Any
     observables: dict
@@ -102,8 +66,34 @@ class EnsembleResult:
     n_divergent: np.ndarray
     nonfinite: np.ndarray
     step_size: np.ndarray
+    bridge_down: obs.LogMeanExp
+    bridge_up: obs.LogMeanExp
+    exchange: dict | None
+    overlap_counts: np.ndarray | None
     final_state: Any
     traces: dict | None
+    ladder_history: np.ndarray | None = None
+    barrier: float | None = None
+
+    @property
+    def positions(self):
+        """Final positions per lane [..., dim]."""
+        return self.final_state.position
+
+    @property
+    def swap_rate(self) -> np.ndarray | None:
+        """Pooled swap acceptance of each neighbouring pair [(D,) T−1] (replica exchange only)."""
+        return None if self.exchange is None else self.exchange["swap_rate"]
+
+    @property
+    def round_trips(self) -> np.ndarray | None:
+        """Completed round trips per system [(D,) (A,) C] (replica exchange only)."""
+        return None if self.exchange is None else self.exchange["round_trips"]
+
+    @property
+    def round_trip_rate(self) -> float | None:
+        """Round trips per swap round per system (replica exchange only)."""
+        return None if self.exchange is None else self.exchange["round_trip_rate"]
 
     def _get(self, name: str) -> obs.SplitMoments:
         if name == "energy":
@@ -112,371 +102,249 @@ class EnsembleResult:
             return self.magnetization
         if name in self.observables:
             return self.observables[name]
-        raise ValueError(f"unknown observable {name!r}; have: energy, {', '.join(self._names())}")
-
-    def _names(self):
-        return (["magnetization"] if self.magnetization is not None else []) + list(self.observables)
-
-    def _exclude(self, extra_dims: int):
-        return np.expand_dims(self.nonfinite, tuple(range(-extra_dims, 0))) if extra_dims else self.nonfinite
+        have = ["energy"] + (["magnetization"] if self.magnetization is not None else []) + list(self.observables)
+        raise ValueError(f"unknown observable {name!r}; have: {', '.join(have)}")
 
     def mean(self, name: str = "energy") -> Summary:
-        """⟨name⟩ per temperature: mean over chains of the per-chain means ± stderr (chains independent);
-        chains with non-finite energy excluded and counted. Shapes [..., T(, *value)]."""
-        tot = obs.split_moments_total(self._get(name))
-        per_chain = np.asarray(tot.mean, np.float64)
+        """⟨name⟩ per slot: mean over chains of the per-chain means ± stderr (chains independent); non-finite
+        chains excluded and counted. Shape [..., T(, *value)]."""
+        per_chain = np.asarray(obs.split_moments_total(self._get(name)).mean, np.float64)
         extra = per_chain.ndim - self.nonfinite.ndim
-        ax = self.nonfinite.ndim - 1
-        return summarise(per_chain, chain_axis=ax, exclude=self._exclude(extra))
+        excl = np.expand_dims(self.nonfinite, tuple(range(-extra, 0))) if extra else self.nonfinite
+        return summarise(per_chain, chain_axis=self.nonfinite.ndim - 1, exclude=excl)
 
     def mean_energy(self) -> Summary:
-        """U(β) = ⟨E⟩ per temperature ± stderr, shape [..., T]."""
+        """U(β) = ⟨E⟩ per slot ± stderr."""
         return self.mean("energy")
 
     def energy_variance(self) -> Summary:
-        """Var(E) per temperature from the pooled chains ± jackknife-over-chains stderr, shape [..., T]."""
-        tot = obs.split_moments_total(self.energy)
-        return pooled_variance(tot, exclude=self.nonfinite)
+        """Var(E) per slot from the pooled chains ± leave-one-chain-out jackknife stderr (the one estimator)."""
+        return pooled_variance(obs.split_moments_total(self.energy), exclude=self.nonfinite)
 
     def specific_heat(self) -> Summary:
-        """C(β) = β² Var(E) per temperature (total, not per site) ± jackknife stderr, shape [..., T]."""
+        """C(β) = β² Var(E) per slot (total, not per site) ± jackknife stderr."""
         v = self.energy_variance()
         b2 = np.asarray(self.betas, np.float64) ** 2
+        if self.n_copies > 1:  # [..., T, A]
+            b2 = b2[:, None]
         return Summary(v.mean * b2, v.stderr * b2, v.n_used, v.n_excluded)
 
     def acceptance_rate(self) -> Summary:
-        """Mean acceptance probability per temperature ± stderr over chains, shape [..., T]."""
+        """Mean acceptance probability per slot ± stderr over chains."""
         return summarise(np.asarray(self.acceptance.mean, np.float64), chain_axis=-1, exclude=self.nonfinite)
 
     def rhat(self, name: str = "energy") -> np.ndarray:
-        """Split R-hat per temperature from the streamed half-chain moments, shape [..., T(, *value)]."""
+        """Split R-hat per slot from the streamed half-chain moments."""
         return split_rhat_from_moments(self._get(name), chain_axis=-1)
 
     def ess(self, name: str = "energy") -> np.ndarray:
-        """Batch-means ESS per temperature (chains as batches), shape [..., T(, *value)]."""
+        """Batch-means ESS per slot (chains as batches)."""
         return ess_from_moments(self._get(name), chain_axis=-1)
 
 
-def pooled_variance(m: obs.Moments, exclude=None) -> Summary:
-    """Variance of the pooled draws of all chains (last axis of ``m.count``) with a leave-one-chain-out jackknife
-    standard error (chains independent; B. Efron, *The Jackknife, the Bootstrap and Other Resampling Plans*,
-    1982). Non-finite chains (or ``exclude``) are left out and counted."""
-    mu = np.asarray(m.mean, np.float64)
-    n = np.broadcast_to(np.asarray(m.count, np.float64), mu.shape)  # a shared scalar count is allowed
-    m2 = np.asarray(m.m2, np.float64)
-    ok = np.isfinite(mu) & np.isfinite(m2) & (n > 0)
-    if exclude is not None:
-        ok &= ~np.asarray(exclude, bool)
-    nz = np.where(ok, n, 0.0)
-    mz = np.where(ok, mu, 0.0)
-    m2z = np.where(ok, m2, 0.0)
-    k = ok.sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ref = (nz * mz).sum(-1, keepdims=True) / nz.sum(-1, keepdims=True)  # centre for accuracy
-        d = np.where(ok, mz - ref, 0.0)
-        s0, s1, s2 = nz.sum(-1), (nz * d).sum(-1), (m2z + nz * d**2).sum(-1)
-        var_all = (s2 - s1**2 / s0) / (s0 - 1)
-        # leave chain c out
-        l0 = s0[..., None] - nz
-        l1 = s1[..., None] - nz * d
-        l2 = s2[..., None] - (m2z + nz * d**2)
-        loo = (l2 - l1**2 / l0) / (l0 - 1)
-        loo_mean = np.where(ok, loo, 0.0).sum(-1) / k
-        jk = np.sqrt((k - 1) / k * np.where(ok, (loo - loo_mean[..., None]) ** 2, 0.0).sum(-1))
-    return Summary(var_all, np.where(k >= 2, jk, np.nan), k, n.shape[-1] - k)
+class Session(NamedTuple):
+    """Everything the driver needs between chunks (static facts plus device arrays)."""
+
+    prog: Any
+    spec: RunSpec
+    models: Any
+    point_keys: Any
+    chain_ids: Any
+    array_options: dict
+    n_disorder: int | None
+    n_temps: int
+    chunk_size: int
 
 
-# ------------------------------------------------------------------------------------------- compiled pieces
-def _fresh_stats(spec: _Spec, model, state) -> _ChainStats:
-    dt = state.energy.dtype
-    x = state.position
-    mag = obs.split_moments_init((4,), dt) if spec.has_magnetization else None
-    user, traces = {}, {}
-    for name, fn in spec.observables:
-        shape = jax.eval_shape(fn, x).shape
-        user[name] = obs.split_moments_init(shape, dt)
-        if spec.n_draws:
-            traces[name] = jnp.zeros((spec.n_draws,) + shape, dt)
-    if spec.n_draws:
-        traces["energy"] = jnp.zeros((spec.n_draws,), dt)
-        if spec.has_magnetization:
-            traces["magnetization"] = jnp.zeros((spec.n_draws,), dt)
-    return _ChainStats(
-        obs.split_moments_init((), dt), mag, user, obs.moments_init((), dt),
-        jnp.zeros((), jnp.int32), jnp.zeros((), bool), traces,
-    )
+def _point_keys(key, n_dis, n_temps):
+    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.ndim > 0:
+        want = (n_dis or 1, n_temps)
+        return jnp.broadcast_to(key.reshape((1,) * (2 - key.ndim) + key.shape), want)
+    key = as_key(key)
+    return jax.vmap(lambda d: jax.vmap(lambda k: fold(key, d, k))(jnp.arange(n_temps)))(jnp.arange(n_dis or 1))
 
 
-def _update_stats(spec: _Spec, model, stats: _ChainStats, state, info, tp, n_prod) -> _ChainStats:
-    """One production step of one chain; ``tp`` = production step index (traced)."""
-    x, e = state.position, state.energy
-    energy = obs.split_moments_update(stats.energy, e, tp, n_prod)
-    mag = stats.magnetization
-    vals = {}
-    if spec.has_magnetization:
-        m = model.magnetization(x)
-        vals["magnetization"] = m
-        mvec = jnp.stack([m, jnp.abs(m), m**2, m**4]).astype(e.dtype)
-        mag = obs.split_moments_update(mag, mvec, tp, n_prod)
-    user = {}
-    for name, fn in spec.observables:
-        v = fn(x)
-        vals[name] = v
-        user[name] = obs.split_moments_update(stats.user[name], v, tp, n_prod)
-    traces = stats.traces
-    if spec.n_draws:
-        vals["energy"] = e
-        record = (tp + 1) % spec.trace_every == 0
-        idx = jnp.clip((tp + 1) // spec.trace_every - 1, 0, spec.n_draws - 1)
-        traces = {
-            k: buf.at[idx].set(jnp.where(record, jnp.asarray(vals[k], buf.dtype), buf[idx]))
-            for k, buf in stats.traces.items()
-        }
-    return _ChainStats(
-        energy, mag, user,
-        obs.moments_update(stats.acceptance, info.acceptance_probability),
-        stats.n_divergent + info.is_divergent.astype(jnp.int32),
-        stats.nonfinite | ~jnp.isfinite(e),
-        traces,
-    )
-
-
-def _sampler(spec: _Spec, model, array_options) -> Sampler:
-    return make_sampler(model, spec.kernel, **dict(spec.static_options), **array_options)
-
-
-def _init_impl(model, positions, init_keys, array_options, *, spec: _Spec):
-    """Kernel states and empty statistics for all [T, C] chains; positions drawn from the reference ensemble
-    (``model.sample_reference`` with ``init_keys`` [T, C]) when ``positions`` is None."""
-    _TRACE_COUNTS["init"] += 1
-    sampler = _sampler(spec, model, array_options)
-    if positions is None:
-        positions = jax.vmap(jax.vmap(model.sample_reference))(init_keys)
-    states = jax.vmap(jax.vmap(sampler.init))(positions)
-    stats = jax.vmap(jax.vmap(functools.partial(_fresh_stats, spec, model)))(states)
-    return states, stats
-
-
-def _chunk_impl(model, betas, base_keys, carry, t0, n_end, n_warmup, n_prod, step_size, array_options, *,
-                spec: _Spec):
-    """Run ``spec.chunk_len`` steps (those with global index t < n_end) of all [T, C] chains.
-
-    Warmup (t < n_warmup) and production share this one compiled function: during warmup the step size adapts
-    (when ``spec.target`` is set) and no statistics are taken; from t = n_warmup on the averaged step size is
-    frozen and the statistics are updated (``lax.cond`` on the unbatched t, so warmup steps cost no stats work).
-    """
-    _TRACE_COUNTS[spec.phase] += 1
-    sampler = _sampler(spec, model, array_options)
-    vstep = jax.vmap(jax.vmap(sampler.step, in_axes=(0, 0, None, None)), in_axes=(0, 0, 0, 0))
-    vkeys = jax.vmap(jax.vmap(jax.random.fold_in, in_axes=(0, None)), in_axes=(0, None))
-    upd = functools.partial(_update_stats, spec, model)
-    vupd = jax.vmap(jax.vmap(upd, in_axes=(0, 0, 0, None, None)), in_axes=(0, 0, 0, None, None))
-    adaptive = spec.target is not None
-
-    def do_step(carry, t):
-        states, stats, astate = carry
-        warm = t < n_warmup
-        if adaptive:
-            eps = jnp.where(warm, adaptation.step_size(astate), adaptation.final_step_size(astate))
-        else:
-            eps = step_size
-        states, info = vstep(vkeys(base_keys, t), states, betas, eps)
-        if adaptive:
-            acc = jnp.nanmean(info.acceptance_probability, axis=-1)
-            # target as an array: adaptation.update's range check is for concrete Python values only
-            new = adaptation.update(astate, acc, jnp.asarray(spec.target, acc.dtype))
-            astate = jax.tree.map(lambda n, o: jnp.where(warm, n, o), new, astate)
-        stats = jax.lax.cond(warm, lambda s: s, lambda s: vupd(s, states, info, t - n_warmup, n_prod), stats)
-        return states, stats, astate
-
-    def body(carry, i):
-        t = t0 + i
-        return jax.lax.cond(t < n_end, do_step, lambda c, _: c, carry, t), None
-
-    carry, _ = jax.lax.scan(body, carry, jnp.arange(spec.chunk_len, dtype=jnp.int32))
-    return carry
-
-
-def _compiled(kind: str, spec: _Spec, disorder: bool):
-    """The jitted (and, with a disorder axis, vmapped over the model's leading axis) function, cached."""
-    key = (kind, spec, disorder)
-    if key not in _JIT_CACHE:
-        if kind == "init":
-            fn = functools.partial(_init_impl, spec=spec)
-            if disorder:
-                fn = jax.vmap(fn, in_axes=(0, 0, 0, None))
-        else:
-            fn = functools.partial(_chunk_impl, spec=spec)
-            if disorder:
-                fn = jax.vmap(fn, in_axes=(0, None, 0, 0, None, None, None, None, 0, None))
-        _JIT_CACHE[key] = jax.jit(fn)
-    return _JIT_CACHE[key]
-
-
-def _split_options(options: dict) -> tuple[tuple, dict]:
-    """Python scalars and strings are static (loop counts, switches); arrays (e.g. inverse_mass [dim]) are traced."""
-    static, traced = [], {}
-    for k, v in sorted(options.items()):
-        if isinstance(v, (bool, int, float, str)) or v is None:
-            static.append((k, v))
-        else:
-            traced[k] = jnp.asarray(v)
-    return tuple(static), traced
-
-
-def _as_key(key):
-    if key is None:
-        raise ValueError("key must be a jax.random.key (or an int seed), got None")
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return jax.random.key(int(key))
-    return key
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _derive_keys(key, n_disorder: int | None, n_temps: int, n_chains: int):
-    """[(D,) T, C] keys fold_in(fold_in(fold_in(key, d), k), c)."""
-    k_idx, c_idx = jnp.arange(n_temps), jnp.arange(n_chains)
-
-    def per_disorder(kd):
-        return jax.vmap(lambda k: jax.vmap(lambda c: jax.random.fold_in(jax.random.fold_in(kd, k), c))(c_idx))(k_idx)
-
-    if n_disorder is None:
-        return per_disorder(key)
-    return jax.vmap(lambda d: per_disorder(jax.random.fold_in(key, d)))(jnp.arange(n_disorder))
-
-
-# ------------------------------------------------------------------------------------------------ the runner
-def run_ensemble(
-    model: Any,
-    betas,
-    *,
-    key,
-    n_chains: int,
-    n_steps: int,
-    n_warmup: int | None = None,
-    kernel: str = "auto",
-    step_size=None,
-    adapt: bool = True,
-    chunk_size: int = 200,
-    observables: dict[str, Callable] | None = None,
-    trace_every: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    initial_position=None,
-    disorder_axis: bool = False,
-    **kernel_options,
-) -> EnsembleResult:
-    """Sample ``n_chains`` independent chains at each inverse temperature and stream their statistics.
-
-    Args:
-        model: a thermodl model (``models/base.py``); with ``disorder_axis=True`` a stack of models (leaves with
-            a leading axis D, from ``models.stack_models``) — every output then gains a leading D axis.
-        betas: float [T] (or scalar) inverse temperatures, finite and ≥ 0.
-        key: ``jax.random.key`` (or an int seed).
-        n_chains: chains per temperature (C).
-        n_steps: production steps per chain (one kernel step, or one sweep for discrete kernels).
-        n_warmup: warmup steps (discarded; step sizes adapt here); default ``n_steps // 2``.
-        kernel: ``"auto"`` or a kernel name (see ``engine.samplers``).
-        step_size: initial/fixed step size, scalar or [T]; default the kernel's default.
-        adapt: adapt the step size per temperature during warmup (kernels with a target acceptance).
-        chunk_size: steps per compiled chunk (static; results do not depend on it).
-        observables: {name: fn(x [dim]) -> array} extra observables streamed per chain.
-        trace_every: record thinned traces of energy/magnetisation/observables every this many production steps.
-        progress: called as ``progress(steps_done, steps_total)`` after each chunk.
-        initial_position: optional start, shape [dim], [C, dim] or [T, C, dim] (default: reference draws).
-        disorder_axis: the model carries a leading disorder axis to vmap over.
-        **kernel_options: passed to ``make_sampler`` (e.g. ``num_integration_steps``, ``inverse_mass``).
-
-    Returns:
-        ``EnsembleResult``.
-    """
+def start(model, betas, *, key, n_chains: int, kernel: str = "auto", step_size=None, adapt: str = "group",
+          n_copies: int = 1, exchange: bool = False, swap_every: int = 1, observables=None, overlap_bins: int = 0,
+          n_draws: int = 0, trace_every: int = 0, chunk_size: int = 200, chain_block: int | None = None,
+          devices=None, disorder_axis: bool = False, initial_position=None, kernel_options=None):
+    """Validate, compile (cached) and initialise a run; returns ``(Session, carry)``. See ``run_ensemble``."""
     betas_np = check_betas(betas, "betas")
     n_chains = check_positive_int(n_chains, "n_chains")
-    n_steps = check_positive_int(n_steps, "n_steps")
-    n_warmup = n_steps // 2 if n_warmup is None else check_nonnegative_int(n_warmup, "n_warmup")
     chunk_size = check_positive_int(chunk_size, "chunk_size")
-    if trace_every is not None:
-        trace_every = check_positive_int(trace_every, "trace_every")
-    if observables is not None and not isinstance(observables, dict):
-        raise ValueError(f"observables must be a dict of name -> fn(x), got {type(observables).__name__}")
+    check_choice("adapt", adapt, ADAPT_MODES)
+    if n_copies not in (1, 2) or isinstance(n_copies, bool):
+        raise ValueError(f"n_copies must be 1 or 2, got {n_copies!r}")
     observables = dict(observables or {})
     for name, fn in observables.items():
         if name in ("energy", "magnetization") or not callable(fn):
             raise ValueError(f"bad observable {name!r}: names must not be 'energy'/'magnetization', values callable")
-    key = _as_key(key)
-    name = resolve_kernel(model, kernel)
-    static_opts, array_opts = _split_options(kernel_options)
-    probe = make_sampler(model if not disorder_axis else jax.tree.map(lambda a: a[0], model), name, **kernel_options)
-
-    n_temps = betas_np.shape[0]
+    kernel_options = dict(kernel_options or {})
     n_dis = None
     if disorder_axis:
         leaves = jax.tree.leaves(model)
         if not leaves or any(np.ndim(leaf) == 0 for leaf in leaves):
             raise ValueError("disorder_axis=True needs a stacked model (models.stack_models) with a leading axis")
         n_dis = int(np.shape(leaves[0])[0])
-    lead = () if n_dis is None else (n_dis,)
-    dim = int(model.dim)
+        probe_model = jax.tree.map(lambda a: a[0], model)
+        models = model
+    else:
+        probe_model = model
+        models = jax.tree.map(lambda a: jnp.asarray(a)[None], model)
+    name = resolve_kernel(probe_model, kernel)
+    probe = make_sampler(probe_model, name, **kernel_options)  # validates the options
+    static_opts, array_opts = split_options(name, kernel_options)
+    T, D, dim = betas_np.shape[0], n_dis or 1, int(probe_model.dim)
     dtype = jnp.result_type(float)
-    betas_j = jnp.asarray(betas_np, dtype)
-
-    # step sizes [(D,) T]
-    eps0 = probe.default_step_size if step_size is None else step_size
-    eps_np = np.broadcast_to(np.asarray(eps0, np.float64), (n_temps,))
-    if not np.all(np.isfinite(eps_np)) or np.any(eps_np <= 0):
+    try:
+        eps = np.broadcast_to(np.asarray(probe.default_step_size if step_size is None else step_size, np.float64),
+                              (D, T))
+    except (TypeError, ValueError):
+        raise ValueError(f"step_size must be a positive number or an array [T={T}], got {step_size!r}") from None
+    eps = np.where(np.isnan(eps), probe.default_step_size, eps)
+    if not np.all(np.isfinite(eps) & (eps > 0)):
         raise ValueError(f"step_size must be finite and > 0, got {step_size!r}")
-    eps = jnp.broadcast_to(jnp.asarray(eps_np, dtype), lead + (n_temps,))
-
-    # initial positions [(D,) T, C, dim]
-    k_steps, k_init = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
-    ikeys = _derive_keys(k_init, n_dis, n_temps, n_chains)
+    mesh = sharding.chain_mesh(devices)
+    n_dev = mesh.devices.size
+    block = check_positive_int(chain_block, "chain_block") if chain_block else -(-n_chains // n_dev)
+    c_pad = sharding.padded_size(n_chains, mesh, block)
     positions = None
     if initial_position is not None:
         p = jnp.asarray(initial_position, dtype)
-        if p.shape[-1] != dim or p.ndim > 3 + len(lead) or p.ndim < 1:
-            raise ValueError(f"initial_position must have shape [dim], [C, dim] or [T, C, dim] with dim={dim}, "
-                             f"got {p.shape}")
-        positions = jnp.broadcast_to(p, lead + (n_temps, n_chains, dim))
-    base_keys = _derive_keys(k_steps, n_dis, n_temps, n_chains)
+        if p.shape[-1] != dim or p.ndim < 1 or p.ndim > 5:
+            raise ValueError(f"initial_position must end in dim={dim}, got shape {p.shape}")
+        if n_copies == 1 and p.ndim >= 3:
+            p = jnp.expand_dims(p, -3)  # [..., T, C, dim] -> [..., T, 1, C, dim]
+        p = jnp.broadcast_to(p, (D, T, n_copies, n_chains, dim))
+        p = jnp.concatenate([p, jnp.repeat(p[:, :, :, -1:], c_pad - n_chains, axis=3)], axis=3)
+        positions = jax.device_put(p, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
+            None, None, None, sharding.CHAINS)))
+    stats_spec = cs.StatsSpec(tuple(sorted(observables.items())), callable(getattr(probe_model, "magnetization", None)),
+                              int(n_draws), int(trace_every or 0), int(overlap_bins) if n_copies == 2 else 0)
+    target = probe.target_acceptance if adapt != "none" else None
+    spec = RunSpec(name, static_opts, stats_spec, n_copies, n_chains, bool(exchange), int(swap_every),
+                   adapt if target is not None else "none", target, chunk_size, block, positions is not None)
+    prog = program(spec, mesh)
+    point_keys = _point_keys(key, n_dis, T)
+    chain_ids = sharding.chain_indices(n_chains, mesh, block)
+    rep = lambda x: sharding.replicate(x, mesh)  # noqa: E731
+    models, point_keys, array_opts = rep(models), rep(point_keys), rep(array_opts)
+    carry = prog.init(models, point_keys, rep(jnp.asarray(eps, dtype)), positions, chain_ids, array_opts)
+    return Session(prog, spec, models, point_keys, chain_ids, array_opts, n_dis, T, chunk_size), carry
 
-    has_mag = callable(getattr(model, "magnetization", None))
-    n_draws = n_steps // trace_every if trace_every else 0
-    obs_items = tuple(sorted(observables.items()))
 
-    def spec(phase):
-        return _Spec(name, static_opts, chunk_size, phase, obs_items, has_mag, trace_every or 0, n_draws,
-                     probe.target_acceptance)
-
-    states, stats = _compiled("init", spec("init"), n_dis is not None)(model, positions, ikeys, array_opts)
-    total, i32 = n_warmup + n_steps, np.int32
-    do_adapt = bool(adapt) and probe.target_acceptance is not None and n_warmup > 0
-    astate = None
-    if do_adapt:
-        astate = adaptation.init(eps)  # elementwise: works for [T] and [D, T]
-    run_spec = spec("run")._replace(target=probe.target_acceptance if do_adapt else None)
-    fn = _compiled("chunk", run_spec, n_dis is not None)
-    carry = (states, stats, astate)
-    for t in range(0, total, chunk_size):
-        carry = fn(model, betas_j, base_keys, carry, i32(t), i32(total), i32(n_warmup), i32(n_steps), eps,
-                   array_opts)
+def advance(s: Session, carry, betas, t0: int, n: int, *, n_warmup: int, n_prod: int, adapt_on: bool = True,
+            progress: Callable[[int, int], None] | None = None, total: int | None = None):
+    """Run global steps t0 .. t0 + n − 1 (chunk by chunk) and return the carry."""
+    b = sharding.replicate(jnp.asarray(np.asarray(betas, np.float64), jnp.result_type(float)),
+                           s.chain_ids.sharding.mesh)
+    i32 = np.int32
+    done = 0
+    while done < n:
+        nv = min(s.chunk_size, n - done)
+        carry = s.prog.chunk(s.models, b, s.point_keys, carry, s.chain_ids, i32(t0 + done), i32(nv),
+                             i32(n_warmup), i32(max(n_prod, 1)), np.bool_(adapt_on), s.array_options)
+        done += nv
         if progress is not None:
-            progress(min(t + chunk_size, total), total)
-    states, stats, astate = carry
-    if do_adapt:
-        eps = adaptation.final_step_size(astate)
+            progress(t0 + done, total if total is not None else t0 + n)
+    return carry
 
-    host = jax.device_get(stats)
+
+def _host(s: Session, tree, lanes: bool = True):
+    """Device tree -> NumPy with padding chains dropped and the D (no disorder) / A (one copy) axes squeezed."""
+    def one(x):
+        x = np.asarray(jax.device_get(x))
+        if lanes and x.ndim >= 4:
+            x = x[:, :, :, :s.spec.n_chains]
+            if s.spec.n_copies == 1:
+                x = x[:, :, 0]
+        if s.n_disorder is None and x.ndim >= 1:
+            x = x[0]
+        return x
+
+    return jax.tree.map(one, tree)
+
+
+def finish(s: Session, carry, betas, *, n_steps: int, n_warmup: int) -> EnsembleResult:
+    """The host-side ``EnsembleResult`` of a finished run."""
+    st = _host(s, carry.stats)
+    from thermodl.kernels import adaptation
+
+    eps = _host(s, adaptation.final_step_size(carry.adapt))
+    if s.spec.adapt != "chain":
+        eps = eps[..., 0, 0] if s.spec.n_copies == 2 else eps[..., 0]
+    exchange = None
+    if s.spec.exchange:
+        ex = _host(s, carry.exchange)
+        n = np.maximum(ex.swap_n, 1)
+        acc = np.where(ex.swap_n > 0, ex.swap_acc / n, np.nan)
+        tax = 0 if s.n_disorder is None else 1  # slot axis
+        pooled = ex.swap_acc.sum(axis=tuple(range(tax + 1, ex.swap_acc.ndim)))
+        cnt = ex.swap_n.sum(axis=tuple(range(tax + 1, ex.swap_n.ndim)))
+        sl = [slice(None)] * ex.swap_acc.ndim
+        sl[tax] = slice(0, -1)
+        rate = np.where(cnt > 0, pooled / np.maximum(cnt, 1), np.nan)
+        trips = ex.round_trips.sum(axis=tax)
+        exchange = {"swap_acceptance": acc[tuple(sl)], "swap_rate": np.take(rate, np.arange(s.n_temps - 1), -1),
+                    "round_trips": trips, "labels": ex.labels,
+                    "round_trip_rate": float(trips.sum()) / max(n_steps * trips.size, 1)}
+    overlap = None
+    if st.overlap is not None:
+        c = st.overlap.counts  # [..., T, A, C, bins] (A kept: n_copies == 2)
+        overlap = c[..., 0, :, :]
     return EnsembleResult(
-        betas=betas_np,
-        kernel=name,
-        n_steps=n_steps,
-        n_warmup=n_warmup,
-        energy=host.energy,
-        magnetization=host.magnetization,
-        observables=host.user,
-        acceptance=host.acceptance,
-        n_divergent=np.asarray(host.n_divergent),
-        nonfinite=np.asarray(host.nonfinite),
-        step_size=np.asarray(eps),
-        final_state=states,
-        traces=host.traces if n_draws else None,
+        betas=np.asarray(betas, np.float64), kernel=s.spec.kernel, n_steps=n_steps, n_warmup=n_warmup,
+        n_copies=s.spec.n_copies, energy=st.energy, magnetization=st.magnetization, observables=st.user,
+        acceptance=st.acceptance, n_divergent=st.n_divergent, nonfinite=st.nonfinite, step_size=eps,
+        bridge_down=st.bridge_down, bridge_up=st.bridge_up, exchange=exchange, overlap_counts=overlap,
+        final_state=_host(s, carry.state), traces=st.traces if s.spec.stats.n_draws else None,
     )
+
+
+def run_ensemble(model: Any, betas, *, key, n_chains: int, n_steps: int, n_warmup: int | None = None,
+                 kernel: str = "auto", step_size=None, adapt: bool | str = True, chunk_size: int = 200,
+                 observables: dict[str, Callable] | None = None, trace_every: int | None = None,
+                 progress: Callable[[int, int], None] | None = None, initial_position=None,
+                 disorder_axis: bool = False, n_copies: int = 1, chain_block: int | None = None, devices=None,
+                 **kernel_options) -> EnsembleResult:
+    """Sample ``n_chains`` independent chains at each inverse temperature and stream their statistics.
+
+    Args:
+        model: a thermodl model (``models/base.py``); with ``disorder_axis=True`` a stack of models (leaves with
+            a leading axis D, ``models.stack_models``) — every output then gains a leading D axis.
+        betas: float [T] inverse temperatures, finite and ≥ 0.
+        key: ``jax.random.key`` or int seed; or an array of keys [(D,) T], one per point (sweeps).
+        n_chains: chains per temperature (C). n_steps: production steps per chain (one kernel step, or one sweep
+            for discrete kernels). n_warmup: warmup steps (discarded; step sizes adapt here); default n_steps // 2.
+        kernel: ``"auto"`` or a kernel name (``engine.samplers.KERNELS``). step_size: initial/fixed step size,
+            scalar, [T] or [D, T] (NaN entries: the kernel default).
+        adapt: ``True``/``"group"`` (one step size per slot, adapted on the chain-averaged acceptance),
+            ``"chain"`` (one per chain), ``False``/``"none"``.
+        chunk_size: steps per compiled chunk (results do not depend on it).
+        observables: {name: fn(x [dim]) -> array} extra observables streamed per chain.
+        trace_every: record thinned traces of energy/magnetisation/observables every this many production steps.
+        progress: ``progress(steps_done, steps_total)`` after each chunk.
+        initial_position: optional start [dim], [C, dim], [T, C, dim] (or with leading D / copy axes).
+        n_copies: 1, or 2 independent copies per chain (replica overlaps; outputs gain an A axis before C).
+        chain_block: chains per block on a device (fix it for bitwise identity across device counts; default
+            chains per device). devices: devices to shard the chains over (default all local devices).
+        **kernel_options: kernel options (``engine.samplers``), e.g. ``num_integration_steps``, ``inverse_mass``.
+
+    Returns:
+        ``EnsembleResult``.
+    """
+    n_steps = check_positive_int(n_steps, "n_steps")
+    n_warmup = n_steps // 2 if n_warmup is None else check_nonnegative_int(n_warmup, "n_warmup")
+    mode = {True: "group", False: "none"}.get(adapt, adapt) if isinstance(adapt, bool) else adapt
+    n_draws = 0
+    if trace_every is not None:
+        trace_every = check_positive_int(trace_every, "trace_every")
+        n_draws = n_steps // trace_every
+    s, carry = start(model, betas, key=key, n_chains=n_chains, kernel=kernel, step_size=step_size, adapt=mode,
+                     n_copies=n_copies, observables=observables, n_draws=n_draws, trace_every=trace_every or 0,
+                     chunk_size=chunk_size, chain_block=chain_block, devices=devices, disorder_axis=disorder_axis,
+                     initial_position=initial_position, kernel_options=kernel_options)
+    total = n_warmup + n_steps
+    carry = advance(s, carry, betas, 0, total, n_warmup=n_warmup, n_prod=n_steps, adapt_on=n_warmup > 0,
+                    progress=progress, total=total)
+    return finish(s, carry, check_betas(betas, "betas"), n_steps=n_steps, n_warmup=n_warmup)

@@ -227,10 +227,9 @@ def ti_log_partition(
     check_choice("sampler", sampler, ("ensemble", "pt"))
     import jax
 
-    if key is None:
-        raise ValueError("key must be a jax.random.key (or an int seed), got None")
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        key = jax.random.key(int(key))
+    from .keys import as_key
+
+    key = as_key(key)
 
     def run(betas, key, steps, warmup, progress):
         """(per-chain ⟨E⟩ [K, chains] with non-finite chains as NaN, pooled Var(E) [K], the runner's result)."""
@@ -246,12 +245,9 @@ def ti_log_partition(
 
         res = run_tempering(model, betas, key=key, n_chains=n_chains, n_steps=steps, n_warmup=warmup,
                             kernel=kernel, adapt_ladder=False, progress=progress, **options)
-        per_chain = np.where(np.asarray(res.nonfinite), np.nan, np.asarray(res.energy.mean, np.float64))
-        n, m2 = float(res.energy.count), np.asarray(res.energy.m2, np.float64)
-        ok = np.isfinite(per_chain)
-        grand = np.nanmean(per_chain, axis=1, keepdims=True)
-        ss = np.where(ok, m2 + n * (per_chain - grand) ** 2, 0.0).sum(1)
-        return per_chain, ss / np.maximum(n * ok.sum(1) - 1, 1), res
+        per_chain = np.where(np.asarray(res.nonfinite), np.nan,
+                             np.asarray(obs.split_moments_total(res.energy).mean, np.float64))
+        return per_chain, np.asarray(res.energy_variance().mean, np.float64), res
 
     if isinstance(grid, str):
         check_choice("grid", grid, ("auto", "quadratic", "linear"))
@@ -289,7 +285,7 @@ def ti_log_partition(
         integrals = cumulative_weights(betas, "cubic")[-1] @ per_chain[:, good]
         mc = float(np.std(integrals, ddof=1) / math.sqrt(good.sum()))
         diag.update(swap_rate=res.swap_rate, round_trip_rate=res.round_trip_rate, step_size=res.step_size,
-                    acceptance=np.nanmean(np.asarray(res.acceptance, np.float64), axis=-1))
+                    acceptance=res.acceptance_rate().mean)
     quad = float(curve.quadrature_error[-1])
     diag.update(mean_energy=mean, mean_energy_stderr=se, mc_stderr=mc, quadrature_error=quad,
                 quadrature_dominated=bool(quad > mc))

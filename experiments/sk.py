@@ -2,7 +2,8 @@
 
 ``thermodl reproduce sk``. For each size N and each of D disorder samples J_ij ~ N(0, 1/N) (``models.sk.SK``),
 ``engine.tempering.run_tempering`` runs parallel tempering (heat-bath sweeps, DEO swaps; Hukushima & Nemoto,
-J. Phys. Soc. Jpn. 65, 1604 (1996)) on a fixed β ladder with two independent copies, whose overlap
+J. Phys. Soc. Jpn. 65, 1604 (1996)) on a fixed β ladder with two independent copies, all D samples of one N in ONE
+compiled program (the runner's disorder axis), whose overlap
 q = s¹·s²/N is histogrammed in every slot. Per sample: u = ⟨E⟩/N, c = β² Var(E)/N, ⟨q²⟩ and P(q); then
 disorder averages [·] with the sample-to-sample standard error.
 
@@ -44,10 +45,11 @@ import xarray as xr
 from scipy import stats
 
 from thermodl.engine import observables as obs
-from thermodl.engine.ensemble import pooled_variance
+from thermodl.engine.diagnostics import pooled_variance
 from thermodl.engine.tempering import run_tempering
 from thermodl.experiments import common
 from thermodl.experiments import theory_spin as theory
+from thermodl.models.base import stack_models
 from thermodl.models.sk import SK
 
 NAME = "sk"
@@ -112,44 +114,41 @@ class _SampleStats(NamedTuple):
     nonfinite: bool
 
 
-def _sample_stats(res, n: int) -> _SampleStats:
-    """Reduce one two-copy ``TemperingResult`` to per-slot physics per spin."""
+def _sample_stats(res, d: int, n: int) -> _SampleStats:
+    """Reduce disorder sample ``d`` of a two-copy, disorder-axis PT result to per-slot physics per spin."""
     betas = np.asarray(res.betas, np.float64)
-    mean = np.asarray(res.energy.mean, np.float64)  # [2, R, chains]
-    n_sys = mean.shape[0] * mean.shape[2]
-    per_sys = np.moveaxis(mean, 1, 0).reshape(len(betas), n_sys)  # [R, systems]
-    m2 = np.moveaxis(np.asarray(res.energy.m2, np.float64), 1, 0).reshape(len(betas), n_sys)
-    var = pooled_variance(obs.Moments(np.asarray(res.energy.count, np.float64), per_sys, m2))
-    counts = np.asarray(res.overlap_counts, np.float64)  # [R, chains, N+1]; bin j holds q_j = −1 + 2j/N
+    R = len(betas)
+    tot = obs.split_moments_total(res.energy)  # lanes [D, R, 2, chains]
+    mean = np.asarray(tot.mean, np.float64)[d].reshape(R, -1)  # [R, systems = 2·chains]
+    m2 = np.asarray(tot.m2, np.float64)[d].reshape(R, -1)
+    count = np.asarray(tot.count, np.float64)[d].reshape(R, -1)
+    n_sys = mean.shape[1]
+    var = pooled_variance(obs.Moments(count, mean, m2))
+    counts = np.asarray(res.overlap_counts, np.float64)[d]  # [R, chains, N+1]; bin j holds q_j = −1 + 2j/N
     q = -1.0 + 2.0 * np.arange(n + 1) / n
     per_chain_q2 = (counts * q**2).sum(-1) / counts.sum(-1)
     pooled = counts.sum(1)
     pq = 0.5 * (pooled + pooled[:, ::-1])  # spin-flip symmetry
     n_chains = counts.shape[1]
     return _SampleStats(
-        u=per_sys.mean(1) / n, u_se=per_sys.std(1, ddof=1) / math.sqrt(n_sys) / n,
+        u=mean.mean(1) / n, u_se=mean.std(1, ddof=1) / math.sqrt(n_sys) / n,
         c=betas**2 * var.mean / n, c_se=betas**2 * var.stderr / n,
         q2=(pooled * q**2).sum(-1) / pooled.sum(-1), q2_se=per_chain_q2.std(1, ddof=1) / math.sqrt(n_chains),
-        pq=pq / pq.sum(-1, keepdims=True), round_trips=np.asarray(res.round_trips),
-        swap_rate=np.asarray(res.swap_rate, np.float64), nonfinite=bool(np.any(np.asarray(res.nonfinite))),
+        pq=pq / pq.sum(-1, keepdims=True), round_trips=np.asarray(res.round_trips)[d],
+        swap_rate=np.asarray(res.swap_rate, np.float64)[d], nonfinite=bool(np.any(np.asarray(res.nonfinite)[d])),
     )
 
 
 def _run_size(n: int, n_disorder: int, cfg: _Size, ladder: np.ndarray, key, progress) -> dict:
-    """PT on every disorder sample of size N; returns per-sample stats stacked [D, ...] and exact values."""
-    samples, exact, couplings = [], [], []
-    for d in range(n_disorder):
-        model = SK.random(jax.random.fold_in(jax.random.fold_in(key, 0), d), n)
-        res = run_tempering(model, ladder, key=jax.random.fold_in(jax.random.fold_in(key, 1), d),
-                            n_chains=cfg.n_chains, n_steps=cfg.n_steps[cfg.sizes.index(n)],
-                            n_warmup=cfg.n_warmup[cfg.sizes.index(n)], kernel="heat_bath", adapt_ladder=False,
-                            n_copies=2, chunk_size=250)
-        samples.append(_sample_stats(res, n))
-        if n <= EXACT_MAX_N:
-            exact.append(theory.sk_exact_thermodynamics(np.asarray(model.J), ladder))
-        couplings.append(np.asarray(model.J))
-        if progress is not None:
-            progress(d + 1, n_disorder)
+    """PT on every disorder sample of size N in ONE compiled program (disorder axis); per-sample stats [D, ...]."""
+    models = [SK.random(jax.random.fold_in(jax.random.fold_in(key, 0), d), n) for d in range(n_disorder)]
+    total = cfg.n_warmup[cfg.sizes.index(n)] + cfg.n_steps[cfg.sizes.index(n)]
+    res = run_tempering(stack_models(models), ladder, key=jax.random.fold_in(key, 1), n_chains=cfg.n_chains,
+                        n_steps=cfg.n_steps[cfg.sizes.index(n)], n_warmup=cfg.n_warmup[cfg.sizes.index(n)],
+                        kernel="heat_bath", adapt_ladder=False, n_copies=2, chunk_size=250, disorder_axis=True,
+                        progress=None if progress is None else (lambda done, _t: progress(done / total)))
+    samples = [_sample_stats(res, d, n) for d in range(n_disorder)]
+    exact = [theory.sk_exact_thermodynamics(np.asarray(m.J), ladder) for m in models] if n <= EXACT_MAX_N else []
     out = {f: np.stack([getattr(s, f) for s in samples]) for f in _SampleStats._fields}
     out["exact"] = {k: np.stack([e[k] for e in exact]) for k in ("u", "c", "q2")} if exact else None
     out["n_chains"] = cfg.n_chains
@@ -309,9 +308,9 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     total = sum(n * n * d for n, d in zip(cfg.sizes, cfg.n_disorder))
     done = 0
     for n, n_dis in zip(cfg.sizes, cfg.n_disorder):
-        def step(d, n_d, n=n):
+        def step(frac, n=n, n_dis=n_dis):
             if progress is not None:
-                progress(f"sk N={n}: disorder sample {d}/{n_d}", (done + n * n * d) / total)
+                progress(f"sk N={n}: {n_dis} disorder samples", (done + n * n * n_dis * frac) / total)
 
         with common.stopwatch() as sw:
             res[n] = _run_size(n, n_dis, cfg, ladder, jax.random.fold_in(key, n), step)

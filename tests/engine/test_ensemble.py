@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from thermodl.engine import diagnostics as dg
-from thermodl.engine import ensemble
+from thermodl.engine import ensemble, equilibrium
 from thermodl.engine import observables as ob
 from thermodl.engine.ensemble import run_ensemble
 from thermodl.models.base import enumerate_states, stack_models
@@ -177,10 +177,10 @@ def test_no_recompilation_for_new_betas_seed_data_or_length(ising_run):
     model, _ = ising_run
     kw = dict(n_chains=64, chunk_size=64, kernel="heat_bath")
     run_ensemble(model, BETAS, key=jax.random.key(0), n_steps=400, **kw)  # warm (no-op if already compiled)
-    before = dict(ensemble._TRACE_COUNTS)
+    before = dict(equilibrium.TRACE_COUNTS)
     run_ensemble(model.replace(J=jnp.float32(0.7)), [0.1, 0.3, 0.9], key=jax.random.key(5), n_steps=130,
                  n_warmup=77, **kw)
-    assert dict(ensemble._TRACE_COUNTS) == before
+    assert dict(equilibrium.TRACE_COUNTS) == before
 
 
 def test_chunk_size_independence_and_determinism(ising_run):
@@ -237,9 +237,9 @@ def test_disorder_axis():
     for d, m in enumerate(models):
         z = (u.mean[d] - exact_ising(m, [0.3, 0.7])[0]) / u.stderr[d]
         assert np.all(np.abs(z) < 3), z
-    before = dict(ensemble._TRACE_COUNTS)
+    before = dict(equilibrium.TRACE_COUNTS)
     run_ensemble(stack_models([models[1], models[0]]), [0.2, 0.5], **kw)
-    assert dict(ensemble._TRACE_COUNTS) == before
+    assert dict(equilibrium.TRACE_COUNTS) == before
 
 
 def test_continuous_adaptation_and_moments():

@@ -12,18 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exact import exact_log_partition_value, has_exact_value
+from .options import METHOD_OPTIONS, RUN_FLAGS
 
 __all__ = ["exact_log_partition", "resolve_method", "run_log_partition", "run_thermodynamics"]
-
-# Which CLI run options each method understands, and the estimator keyword they map to.
-_METHOD_OPTIONS = {
-    "ais": {"n_chains": "n_chains", "n_steps": "n_temperatures"},
-    "pt": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_replicas"},
-    "ti": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_betas"},
-    "exact": {},
-}
-_RUN_FLAGS = {"n_chains": "--chains", "n_steps": "--steps", "n_betas": "--n-betas"}
-
 
 def exact_log_partition(model: Any, beta: float) -> float | None:
     """The exact log Z(β) in float64 (``engine.exact.exact_log_partition_value``) when one exists, else None."""
@@ -56,10 +47,10 @@ def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel
     from ..api import log_partition
 
     method = resolve_method(model, method)
-    mapping = _METHOD_OPTIONS[method]
+    mapping = METHOD_OPTIONS[method]
     for name in budget:
         if name not in mapping:
-            raise ValueError(f"{_RUN_FLAGS[name]} does not apply to method {method!r}"
+            raise ValueError(f"{RUN_FLAGS[name]} does not apply to method {method!r}"
                              + (" (auto picked exact; choose --method ais, ti or pt)" if method == "exact" else ""))
     if method == "exact":
         return log_partition(model, beta, method="exact")

@@ -18,7 +18,7 @@ import typer
 from .. import catalog
 from ..validate import check_beta, check_betas, check_positive_int
 
-__all__ = ["MODEL_HELP", "model_options", "run_options", "parse_betas"]
+__all__ = ["MODEL_HELP", "METHOD_OPTIONS", "RUN_FLAGS", "model_options", "run_options", "parse_betas"]
 
 
 def _opt(flag: str, help: str, *, show_default: bool = False, short: str | None = None):
@@ -76,6 +76,16 @@ QuietOpt = Annotated[bool, _opt("--quiet", "no progress bar.", short="-q")]
 def model_options(**flags) -> dict[str, Any]:
     """The model parameters given on the command line (flags left at None dropped)."""
     return {k: v for k, v in flags.items() if v is not None}
+
+
+# Which CLI run options each method understands, and the estimator keyword they map to.
+METHOD_OPTIONS = {
+    "ais": {"n_chains": "n_chains", "n_steps": "n_temperatures"},
+    "pt": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_replicas"},
+    "ti": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_betas"},
+    "exact": {},
+}
+RUN_FLAGS = {"n_chains": "--chains", "n_steps": "--steps", "n_betas": "--n-betas"}
 
 
 def run_options(*, chains: int | None, steps: int | None, n_betas: int | None) -> dict[str, int]:

@@ -225,7 +225,7 @@ def test_exact_method_and_dry_run(tmp_path, capsys):
 
 
 def test_example_configs_plan_and_dry_run(capsys):
-    configs = {p.stem: p for p in (Path(sweep.__file__).parents[1] / "experiments" / "configs").glob("*.toml")}
+    configs = {p.stem: p for p in (Path(sweep.__file__).parents[2] / "experiments" / "configs").glob("*.toml")}
     assert set(configs) >= {"sk", "ising", "perceptron"}
     for path in configs.values():
         assert sweep.plan_sweep(path).groups

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..io import load_npz_arrays
 from ..validate import check_choice, check_positive_int
-from .params import DISORDER_SEED, BuiltModel, _namer, resolve_model_params
+from .params import DISORDER_SEED, BuiltModel, _check_value, _namer, resolve_model_params
 
 __all__ = ["build", "build_model"]
 
@@ -47,8 +47,10 @@ def build(name: str, params: Mapping[str, Any] | None = None, *, disorder_seed: 
         ValueError: bad name, parameters (one that does not apply, both of two exclusive ones) or data files.
     """
     p = resolve_model_params(name, params, flags=flags)
-    seed = p.pop(DISORDER_SEED, disorder_seed)
-    return _BUILDERS[name](name, p, jax.random.key(seed), seed, _namer(name, flags))
+    nm = _namer(name, flags)
+    seed = p.pop(DISORDER_SEED) if DISORDER_SEED in p else _check_value(DISORDER_SEED, disorder_seed, "seed",
+                                                                         nm(DISORDER_SEED))
+    return _BUILDERS[name](name, p, jax.random.key(seed), seed, nm)
 
 
 def build_model(name: str, params: Mapping[str, Any] | None = None, **kwargs):

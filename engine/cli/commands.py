@@ -83,10 +83,10 @@ def logz(
     """Estimate log Z(β) of a built-in MODEL with its standard error, and compare with the exact value when known."""
     beta = check_beta(beta, "--beta")
     method = check_choice("method", method, METHODS)
-    built = build_model(model, disorder_seed, L=L, M=M, J=J, h=h, n=n, p=p,
-                   alpha=alpha, kappa=kappa, data=data, couplings=couplings, weights=weights, n_visible=n_visible,
-                   n_hidden=n_hidden, units=units, patterns=patterns, sigma_w=sigma_w, classes=classes,
-                   widths=widths, activation=activation, loss=loss)
+    built = build_model(model, disorder_seed, L=L, M=M, J=J, h=h, n=n, p=p, alpha=alpha, kappa=kappa, data=data,
+                        couplings=couplings, weights=weights, n_visible=n_visible, n_hidden=n_hidden, units=units,
+                        patterns=patterns, sigma_w=sigma_w, classes=classes, widths=widths, activation=activation,
+                        loss=loss)
     budget = run_options(chains=chains, steps=steps, n_betas=n_betas)
     with Progress(not quiet and not json_out) as bar:
         t0 = time.perf_counter()
@@ -145,10 +145,10 @@ def thermo(
     grid = parse_betas(betas, beta_min, beta_max, n_betas)
     method = check_choice("method", method, THERMO_METHODS)
     _check_netcdf_path(out)
-    built = build_model(model, disorder_seed, L=L, M=M, J=J, h=h, n=n, p=p,
-                   alpha=alpha, kappa=kappa, data=data, couplings=couplings, weights=weights, n_visible=n_visible,
-                   n_hidden=n_hidden, units=units, patterns=patterns, sigma_w=sigma_w, classes=classes,
-                   widths=widths, activation=activation, loss=loss)
+    built = build_model(model, disorder_seed, L=L, M=M, J=J, h=h, n=n, p=p, alpha=alpha, kappa=kappa, data=data,
+                        couplings=couplings, weights=weights, n_visible=n_visible, n_hidden=n_hidden, units=units,
+                        patterns=patterns, sigma_w=sigma_w, classes=classes, widths=widths, activation=activation,
+                        loss=loss)
     budget = run_options(chains=chains, steps=steps, n_betas=None)
     with Progress(not quiet and not json_out) as bar:
         ds = run_thermodynamics(built.model, grid, method=method, seed=seed, kernel=kernel,

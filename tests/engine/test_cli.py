@@ -237,6 +237,8 @@ def test_seed_is_monte_carlo_only_and_disorder_seed_draws_the_couplings(capsys, 
                                  "--steps", "10", "--seed", seed, "--json")[1]) for seed in (0, 3)]
     assert thermo[0]["data"]["log_Z_exact"] == thermo[1]["data"]["log_Z_exact"]
     assert thermo[0]["attrs"]["disorder_seed"] == 0 and thermo[1]["attrs"]["seed"] == 3
+    assert_usage_error(*run_cli(capsys, "logz", "sk", "--beta", "1", "--disorder-seed", "-1"),
+                       "--disorder-seed must be a non-negative integer seed, got -1")
 
 
 def _spherical_perceptron_one_pattern_log_z(N: int, kappa: float, beta: float) -> float:

@@ -2,8 +2,10 @@
 
 Modules: ``samplers`` (bind a kernel to a model), ``ensemble`` (equilibrium sampling over temperatures × chains ×
 disorder), ``observables`` and ``diagnostics`` (streamed moments, R-hat, ESS), estimators ``ais``, ``ti``,
-``tempering`` (parallel tempering), ``api`` (``log_partition``, ``thermodynamics``), ``sweep`` / ``store`` /
-``sharding`` (declarative, sharded, resumable sweeps) and ``cli`` (the ``thermodl`` command).
+``tempering`` (parallel tempering), ``api`` (``log_partition``, ``thermodynamics``), ``exact`` (the one rule for
+exact reference values), ``io`` (atomic file writes, JSON, netCDF), ``registry`` (named experiments).
+Sub-packages: ``catalog`` (built-in models by name), ``sweep`` (declarative, sharded, resumable sweeps; with
+``sharding``) and ``cli`` (the ``thermodl`` command).
 """
 
 from .api import exact_log_partition, log_partition, thermodynamics

@@ -1,4 +1,4 @@
-"""The experiment registry and result store: named experiments, run into atomically written output folders.
+"""The experiment registry: named experiments, run into atomically written output folders, and their index page.
 
 The engine never imports ``thermodl.experiments`` statically (imports point experiments → engine); it finds
 experiment modules by *name* through ``EXPERIMENTS`` and imports them with ``importlib`` when asked.
@@ -32,25 +32,23 @@ An experiment is one module in ``thermodl/experiments/`` with
 
 ``run_experiment`` runs an experiment into a hidden temporary folder next to ``out_dir/NAME`` and renames it into
 place only when ``run`` returned normally, so a failed or interrupted run never leaves half-written output
-(and never destroys the previous result). Single files are written with ``atomic_output`` (temp file in the
-same folder, then ``os.replace``).
+(and never destroys the previous result). Single files are written with ``engine.io`` (``atomic_output``:
+temp file in the same folder, then ``os.replace``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
-import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
+from .io import atomic_write_text
 
 __all__ = [
     "EXPERIMENTS",
@@ -58,11 +56,6 @@ __all__ = [
     "load_experiment",
     "run_experiment",
     "write_index",
-    "atomic_output",
-    "atomic_write_text",
-    "jsonable",
-    "netcdf_engine",
-    "write_netcdf",
 ]
 
 EXPERIMENTS: dict[str, str] = {
@@ -79,128 +72,6 @@ EXPERIMENTS: dict[str, str] = {
     "rbm-rg": "thermodl.experiments.rbm_rg",
 }
 """Experiment name -> module path. Add one line here per new experiment module."""
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Write a file atomically: yields a temporary path in the same folder, renamed onto ``path`` on success.
-
-    The temporary name is ``.<stem>.<random>.partial<suffix>`` (it keeps ``path``'s suffix, so writers that infer
-    the format from it still work); it is fsynced before the rename. If the body raises, the temporary file is
-    removed and ``path`` is left untouched (absent, or its old content).
-
-        with atomic_output("table.csv") as tmp:
-            tmp.write_text(text)
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:  # the data reach the disk before the rename makes them visible
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> the mode a plain open() would give
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(path: Path) -> None:
-    """Flush a folder's entries (the rename) to disk; a no-op where folders cannot be opened."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``Path(path)``."""
-    with atomic_output(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
-
-
-def _netcdf_safe(ds):
-    """A copy of ``ds`` whose attributes are numbers/strings (netCDF cannot store bools, dicts or None)."""
-    import json
-
-    ds = ds.copy()
-    for k, v in list(ds.attrs.items()):
-        if isinstance(v, (bool, np.bool_)):
-            ds.attrs[k] = int(v)
-        elif isinstance(v, (dict, list, tuple)) or v is None:
-            ds.attrs[k] = json.dumps(jsonable(v))
-        elif isinstance(v, os.PathLike):
-            ds.attrs[k] = os.fspath(v)
-    return ds
-
-
-def netcdf_engine() -> str:
-    """``"h5netcdf"`` (netCDF-4) when its backend ``h5py`` is installed, else ``"scipy"`` (netCDF-3)."""
-    try:
-        import h5py  # noqa: F401
-    except ImportError:
-        return "scipy"
-    return "h5netcdf"
-
-
-def write_netcdf(ds, path: str | os.PathLike) -> Path:
-    """Write an ``xarray.Dataset`` to ``path`` atomically (``atomic_output``): netCDF-4 through h5netcdf (needs
-    ``h5py``), else netCDF-3 through SciPy (booleans as int8, 64-bit integers as int32, which netCDF-3 cannot
-    store). Attributes netCDF cannot hold become numbers or JSON strings (bool → int, dict/list/None → JSON).
-
-    The one netCDF writer of the package (experiments, ``thermodl thermo``, the sweep store).
-
-    Returns:
-        ``Path(path)``.
-    """
-    ds = _netcdf_safe(ds)
-    engine = netcdf_engine()
-    if engine == "scipy":
-        for name, var in list(ds.variables.items()):
-            if var.dtype == np.bool_:
-                ds[name] = var.astype(np.int8)
-            elif var.dtype.kind in "iu" and var.dtype.itemsize > 4:
-                ds[name] = var.astype(np.int32)
-    with atomic_output(path) as tmp:
-        ds.to_netcdf(tmp, engine=engine)
-    return Path(path)
-
-
-def jsonable(x: Any) -> Any:
-    """``x`` with NumPy/JAX scalars and arrays turned into plain Python (NaN/inf -> None), for strict JSON."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, (str, type(None))):
-        return x
-    if isinstance(x, os.PathLike):
-        return os.fspath(x)
-    if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
-        arr = np.asarray(x)
-        return jsonable(arr.item() if arr.ndim == 0 else arr.tolist())
-    return str(x)
 
 
 def load_experiment(name: str) -> ModuleType:

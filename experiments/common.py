@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from thermodl.engine.registry import atomic_output, atomic_write_text, jsonable, write_netcdf
+from thermodl.engine.io import atomic_output, atomic_write_text, jsonable, write_netcdf
 
 __all__ = [
     "ROW_COLUMNS",

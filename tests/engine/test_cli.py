@@ -12,7 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from thermodl.engine import cli, registry
+from thermodl.engine import cli, io, registry
+from thermodl.engine.cli import display
 
 SUBCOMMANDS = ("logz", "thermo", "reproduce", "sweep")
 CONFIGS = os.path.join(os.path.dirname(registry.__file__), os.pardir, "experiments", "configs")
@@ -212,6 +213,34 @@ def test_logz_ais_json_within_three_sigma(capsys):
     assert "ess" in res["diagnostics"]
 
 
+def test_seed_is_monte_carlo_only_and_disorder_seed_draws_the_couplings(capsys, monkeypatch):
+    """--seed never changes the model: same --disorder-seed, two --seed values -> identical couplings."""
+    from thermodl.engine import catalog
+
+    built, real = [], catalog.build
+    monkeypatch.setattr(catalog, "build", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    runs = {}
+    for seed, disorder in ((0, None), (5, None), (5, 2)):
+        extra = () if disorder is None else ("--disorder-seed", disorder)
+        code, out, err = run_cli(capsys, "logz", "sk", "--n", "6", "--beta", "0.7", "--method", "ais", "--chains",
+                                 "16", "--steps", "8", "--seed", seed, *extra, "--json")
+        assert code == 0, err
+        runs[seed, disorder] = json.loads(out)
+    couplings = [np.asarray(b.model.J) for b in built]
+    np.testing.assert_array_equal(couplings[0], couplings[1])  # --seed 0 and --seed 5: the same model
+    assert not np.array_equal(couplings[1], couplings[2])  # --disorder-seed 2 draws other couplings
+    assert runs[0, None]["exact"] == runs[5, None]["exact"] != runs[5, 2]["exact"]
+    assert runs[0, None]["estimate"] != runs[5, None]["estimate"]  # ... while --seed does change the sampling
+    assert runs[5, None]["disorder_seed"] == 0 and runs[5, None]["model_options"]["disorder_seed"] == 0
+    assert runs[5, 2]["seed"] == 5 and runs[5, 2]["model_options"]["disorder_seed"] == 2
+    thermo = [json.loads(run_cli(capsys, "thermo", "sk", "--n", "6", "--betas", "0.5,1", "--chains", "8",
+                                 "--steps", "10", "--seed", seed, "--json")[1]) for seed in (0, 3)]
+    assert thermo[0]["data"]["log_Z_exact"] == thermo[1]["data"]["log_Z_exact"]
+    assert thermo[0]["attrs"]["disorder_seed"] == 0 and thermo[1]["attrs"]["seed"] == 3
+    assert_usage_error(*run_cli(capsys, "logz", "sk", "--beta", "1", "--disorder-seed", "-1"),
+                       "--disorder-seed must be a non-negative integer seed, got -1")
+
+
 def _spherical_perceptron_one_pattern_log_z(N: int, kappa: float, beta: float) -> float:
     """Exact log Z(β) of the spherical perceptron with ONE ±1 pattern: w uniform on |w|² = N, |x|² = N, so
     t = y w·x/N is the cosine of a uniform direction, (1 + t)/2 ~ Beta((N−1)/2, (N−1)/2); error iff t ≤ κ/√N."""
@@ -246,14 +275,14 @@ def test_logz_spherical_perceptron_ais_with_adapted_step_size(capsys):
 def test_atomic_output_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "sub" / "table.csv"
     with pytest.raises(RuntimeError):
-        with registry.atomic_output(target) as tmp:
+        with io.atomic_output(target) as tmp:
             tmp.write_text("half a tab")
             raise RuntimeError("crash while writing")
     assert not target.exists()
     assert list((tmp_path / "sub").iterdir()) == []
-    registry.atomic_write_text(target, "old\n")
+    io.atomic_write_text(target, "old\n")
     with pytest.raises(RuntimeError):
-        with registry.atomic_output(target) as tmp:
+        with io.atomic_output(target) as tmp:
             tmp.write_text("new but incomplete")
             raise RuntimeError("crash")
     assert target.read_text() == "old\n"
@@ -413,7 +442,7 @@ def test_write_netcdf_round_trip(tmp_path, monkeypatch, h5py_available):
         coords={"k": np.arange(3)},
         attrs={"flag": True, "config": {"L": 4}, "note": None, "name": "run"},
     )
-    path = registry.write_netcdf(ds, tmp_path / "d.nc")
+    path = io.write_netcdf(ds, tmp_path / "d.nc")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.nc"]
     umask = os.umask(0o022)
     os.umask(umask)
@@ -519,7 +548,7 @@ def test_sweep_out_must_be_netcdf(capsys, tmp_path):
 
 def test_one_progress_adapter_serves_both_conventions():
     calls = []
-    bar = cli._Progress(False)
+    bar = display.Progress(False)
     bar.enabled = True  # as on a terminal, with a recording stand-in for the rich bar
     bar._bar, bar._task = type("Bar", (), {"update": lambda self, task, **kw: calls.append(kw)})(), 0
     bar.fractions()("experiment", 0.5)  # experiments: progress(description, fraction)
@@ -527,18 +556,18 @@ def test_one_progress_adapter_serves_both_conventions():
     bar.steps("TI sampling")(0, 0)
     assert calls == [{"description": "experiment", "completed": 0.5}, {"description": "PT sampling", "completed": 0.25},
                      {"description": "TI sampling", "completed": 0.0}]
-    assert cli._Progress(False).fractions() is None and cli._Progress(False).steps("x") is None
+    assert display.Progress(False).fractions() is None and display.Progress(False).steps("x") is None
 
 
 def test_sweep_store_uses_the_one_writer_and_removes_its_partial_files(tmp_path):
     import xarray as xr
 
-    from thermodl.engine import store
+    from thermodl.engine.sweep import store
 
     ds = xr.Dataset({"point_index": ("point", np.arange(2)), "energy": ("point", np.array([1.0, 2.0]))})
     st = store.SweepStore(tmp_path / "r.nc", "abc", "{}")
     st.save_unit("k1", ds)
-    # a kill inside registry.atomic_output leaves a '.<stem>.<random>.partial<suffix>' file: removed on reopen
+    # a kill inside io.atomic_output leaves a '.<stem>.<random>.partial<suffix>' file: removed on reopen
     (tmp_path / "r.nc.parts" / ".unit-k2.x1y2.partial.nc").write_bytes(b"half")
     (tmp_path / "r.nc.parts" / ".manifest.x1y2.partial.json").write_text("{")
     st = store.SweepStore(tmp_path / "r.nc", "abc", "{}")

@@ -16,7 +16,7 @@ from thermodl.engine import sharding, sweep
 
 CONFIG = {
     "model": {"name": "sk", "n": 8},
-    "sweep": {"beta": [0.5, 1.5], "seed": [0, 1, 2]},
+    "sweep": {"beta": [0.5, 1.5], "disorder_seed": [0, 1, 2]},
     # 12 chains in blocks of 3: 4 blocks, padded to 8 on 8 devices (1 block each), 4 sequential blocks on 1
     "estimator": {"n_chains": 12, "n_steps": 40, "n_warmup": 8, "chain_block": 3},
     "output": {"unit_size": 4},

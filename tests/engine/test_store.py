@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from thermodl.engine import store
+from thermodl.engine import io
+from thermodl.engine.sweep import store
 
 
 def _ds(values, idx):
@@ -27,7 +28,7 @@ def test_config_hash_is_canonical_and_sensitive():
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "out.nc"
-    store.write_netcdf_atomic(_ds([1.0], [0]), target)
+    io.write_netcdf(_ds([1.0], [0]), target)
     before = target.read_bytes()
 
     def boom(self, path, *args, **kwargs):  # write part of a file, then die
@@ -37,7 +38,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
     with pytest.raises(RuntimeError, match="mid-write"):
-        store.write_netcdf_atomic(_ds([2.0], [0]), target)
+        io.write_netcdf(_ds([2.0], [0]), target)
     assert target.read_bytes() == before  # old content intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]  # no temp file left
 
@@ -54,7 +55,7 @@ def test_units_round_trip_and_resume(tmp_path):
 
     # a unit file written just before a kill that came before the manifest update is adopted on reopen;
     # a temp file left by a kill during a write is removed
-    store.write_netcdf_atomic(_ds([3.5], [2]), tmp_path / "res.nc.parts" / "unit-k2.nc")
+    io.write_netcdf(_ds([3.5], [2]), tmp_path / "res.nc.parts" / "unit-k2.nc")
     (tmp_path / "res.nc.parts" / ".unit-k3.nc.xyz.tmp").write_bytes(b"junk")
     st2 = store.SweepStore(out, "abc", "{}")
     assert st2.completed() == {"k1", "k2"}
@@ -93,8 +94,8 @@ def test_package_versions():
 def test_netcdf_engine_round_trips_types(tmp_path):
     ds = xr.Dataset({"a": (("x",), np.arange(3, dtype=np.int64)), "b": (("x",), np.array([0.1, np.nan, 2.0]))},
                     coords={"x": ["p", "q", "r"]}, attrs={"config": '{"a":1}'})
-    store.write_netcdf_atomic(ds, tmp_path / "t.nc")
-    back = store.read_netcdf(tmp_path / "t.nc")
+    io.write_netcdf(ds, tmp_path / "t.nc")
+    back = io.read_netcdf(tmp_path / "t.nc")
     np.testing.assert_array_equal(back["a"].values, [0, 1, 2])
     np.testing.assert_array_equal(back["b"].values, ds["b"].values)
     assert list(back["x"].values) == ["p", "q", "r"] and back.attrs["config"] == '{"a":1}'

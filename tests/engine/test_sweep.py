@@ -19,7 +19,9 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from thermodl.engine import factories, store, sweep, sweep_programs
+from thermodl.engine import catalog, io, sweep
+from thermodl.engine.sweep import plan as sweep_plan
+from thermodl.engine.sweep import unit_programs
 
 # Every XLA compilation in this process (tracing counters only see our own programs; this sees everything:
 # model building, estimators, exact references).
@@ -31,7 +33,7 @@ _COMPILE = "/jax/core/compile/backend_compile_duration"
 # test counts traces of the sweep program).
 BASE = {
     "model": {"name": "sk", "n": [6, 8]},
-    "sweep": {"beta": [0.3, 0.9, 1.5], "seed": [0, 1]},
+    "sweep": {"beta": [0.3, 0.9, 1.5], "disorder_seed": [0, 1]},
     "estimator": {"method": "ensemble", "n_chains": 32, "n_steps": 200, "n_warmup": 50, "compare_exact": True},
     "output": {"unit_size": 3},
 }
@@ -64,12 +66,33 @@ def _cfg(**sections):
     ({"sampler": {"kernal": "hmc"}}, r"unknown key.*'kernal'.*\[sampler\]"),
     ({"sampler": {"step_size": -1.0}}, "step_size must be finite and > 0"),
     ({"output": {"path": ["a.nc", "b.nc"]}}, "cannot be grid axes"),
-    ({"model": {"name": "sk", "n": 8, "seed": 1}}, "disorder seed is given in"),
+    ({"model": {"name": "sk", "n": 8, "disorder_seed": 1}, "sweep": {"beta": 1.0, "disorder_seed": 2}},
+     "disorder_seed is given in"),
+    ({"sweep": {"beta": 1.0, "seed": 1, "disorder_seed": 2}}, "both seed and disorder_seed"),
 ])
 def test_bad_config_raises_one_clear_error(patch, match):
     cfg = {**json.loads(json.dumps(BASE)), **patch}  # each patched section replaces BASE's
     with pytest.raises(ValueError, match=match):
         sweep.plan_sweep(cfg)
+
+
+def test_disorder_seed_and_monte_carlo_seed_never_mix():
+    """[sweep] disorder_seed alone draws the couplings; [estimator] seed (Monte Carlo) never changes the model;
+    the old spelling [sweep] seed is read as disorder_seed (FutureWarning), giving the same plan."""
+    plan = sweep.plan_sweep({"model": {"name": "sk", "n": 6}, "sweep": {"beta": 1.0, "disorder_seed": [0, 1]},
+                             "estimator": {"seed": [0, 7]}})
+    assert {a.name: a.role for a in plan.axes} == {"seed": "point", "disorder_seed": "model"}
+    models = {}
+    for flat in range(4):
+        pt = sweep.point_config(plan, flat)
+        models[pt["sweep"]["disorder_seed"], pt["estimator"]["seed"]] = np.asarray(sweep_plan.model_of(pt).J)
+    np.testing.assert_array_equal(models[0, 0], models[0, 7])
+    np.testing.assert_array_equal(models[1, 0], models[1, 7])
+    assert not np.array_equal(models[0, 0], models[1, 0])
+    with pytest.warns(FutureWarning, match=r"\[sweep\] seed is the old name of the disorder seed"):
+        old = sweep.plan_sweep({"model": {"name": "sk", "n": 6}, "sweep": {"beta": 1.0, "seed": [0, 1]},
+                                "estimator": {"seed": [0, 7]}})
+    assert old.cfg_hash == plan.cfg_hash and old.axes == plan.axes
 
 
 def test_bad_kernel_for_model_and_missing_output_path(tmp_path):
@@ -95,14 +118,14 @@ def test_plan_axes_roles_groups_and_units():
         seed = [0, 1]
         [sweep]
         beta = {linspace = [0.2, 1.0, 5]}
-        seed = {range = [3]}
+        disorder_seed = {range = [3]}
         [output]
         unit_size = 4
     """)
     plan = sweep.plan_sweep(toml)
     roles = {a.name: a.role for a in plan.axes}
-    assert roles == {"L": "static", "J": "model", "kernel": "static", "estimator_seed": "point",
-                     "beta": "point", "sweep_seed": "model"}
+    assert roles == {"L": "static", "J": "model", "kernel": "static", "seed": "point",
+                     "beta": "point", "disorder_seed": "model"}
     assert plan.shape == (2, 2, 2, 2, 5, 3)
     np.testing.assert_allclose(dict(zip([a.name for a in plan.axes], [a.values for a in plan.axes]))["beta"],
                                np.linspace(0.2, 1.0, 5))
@@ -118,44 +141,44 @@ def test_plan_axes_roles_groups_and_units():
     assert pt["sweep"]["beta"] == pytest.approx(0.8)
 
 
-def test_factories_traced_parameters_keep_the_signature():
-    sig = factories.model_signature
-    sk0, sk5 = factories.build_model("sk", {"n": 6, "seed": 0}), factories.build_model("sk", {"n": 6, "seed": 5})
+def test_catalog_traced_parameters_keep_the_signature():
+    sig = catalog.model_signature
+    sk0, sk5 = catalog.build_model("sk", {"n": 6, "disorder_seed": 0}), catalog.build_model("sk", {"n": 6, "disorder_seed": 5})
     assert sig(sk0) == sig(sk5) and not np.array_equal(sk0.J, sk5.J)
-    assert sig(factories.build_model("sk", {"n": 6})) != sig(factories.build_model("sk", {"n": 8}))
-    a, b = factories.build_model("ising2d", {"L": 4, "J": 1.0}), factories.build_model("ising2d", {"L": 4, "J": 0.3})
+    assert sig(catalog.build_model("sk", {"n": 6})) != sig(catalog.build_model("sk", {"n": 8}))
+    a, b = catalog.build_model("ising2d", {"L": 4, "J": 1.0}), catalog.build_model("ising2d", {"L": 4, "J": 0.3})
     assert sig(a) == sig(b) and float(b.J) == pytest.approx(0.3)
-    for name in factories.model_names():
-        assert factories.traced_params(name) <= set(factories.model_params(name))
+    for name in catalog.model_names():
+        assert catalog.traced_params(name) <= set(catalog.model_params(name))
     with pytest.raises(ValueError, match="unknown parameter"):
-        factories.build_model("ising2d", {"L": 4, "n": 3})
+        catalog.build_model("ising2d", {"L": 4, "n": 3})
 
 
 # ------------------------------------------------------------------------------------------ running
 def test_one_compilation_per_group_and_none_for_new_numbers(tmp_path):
-    before = sweep_programs.TRACE_COUNTS["ensemble"]
+    before = unit_programs.TRACE_COUNTS["ensemble"]
     ds = sweep.run_sweep(_cfg(), out=tmp_path / "a.nc", progress=False)
-    assert sweep_programs.TRACE_COUNTS["ensemble"] - before == 2  # n = 6 and n = 8; 2 units each
+    assert unit_programs.TRACE_COUNTS["ensemble"] - before == 2  # n = 6 and n = 8; 2 units each
     # new β values and disorder seeds (traced numbers) with the same shapes: no new compilation
-    mid, compiles = sweep_programs.TRACE_COUNTS["ensemble"], _EVENTS[_COMPILE]
-    ds2 = sweep.run_sweep(_cfg(sweep={"beta": [0.2, 0.7, 1.1], "seed": [7, 9]}), out=tmp_path / "b.nc",
+    mid, compiles = unit_programs.TRACE_COUNTS["ensemble"], _EVENTS[_COMPILE]
+    ds2 = sweep.run_sweep(_cfg(sweep={"beta": [0.2, 0.7, 1.1], "disorder_seed": [7, 9]}), out=tmp_path / "b.nc",
                           progress=True)
-    assert sweep_programs.TRACE_COUNTS["ensemble"] == mid
+    assert unit_programs.TRACE_COUNTS["ensemble"] == mid
     assert _EVENTS[_COMPILE] == compiles  # nothing at all was compiled again (models, exact references, ...)
     assert not np.allclose(ds.energy.values, ds2.energy.values)
 
     # the dataset: a coordinate per axis, stderr and diagnostics beside each observable, provenance attrs
-    assert ds.energy.dims == ("n", "beta", "seed") and ds.energy.shape == (2, 3, 2)
+    assert ds.energy.dims == ("n", "beta", "disorder_seed") and ds.energy.shape == (2, 3, 2)
     np.testing.assert_allclose(ds.beta.values, [0.3, 0.9, 1.5])
     for v in ("energy", "specific_heat", "abs_magnetization", "magnetization_sq", "binder_cumulant"):
         assert f"{v}_stderr" in ds and np.all(ds[f"{v}_stderr"].values > 0)
     for v in ("energy_rhat", "energy_ess", "acceptance", "nan_chains", "n_divergent"):
         assert v in ds
     assert np.all(ds.nan_chains.values == 0) and np.all(ds.energy_rhat.values < 1.1)
-    assert json.loads(ds.attrs["config"]) == sweep._public_config(sweep.plan_sweep(_cfg()).config)
+    assert json.loads(ds.attrs["config"]) == sweep_plan.public_config(sweep.plan_sweep(_cfg()).config)
     for pkg in ("thermodl", "jax", "flax", "numpy", "xarray"):
         assert ds.attrs[f"{pkg}_version"]
-    xr.testing.assert_identical(store.read_netcdf(tmp_path / "a.nc"), ds)
+    xr.testing.assert_identical(io.read_netcdf(tmp_path / "a.nc"), ds)
     assert not (tmp_path / "a.nc.parts").exists()
 
     # the numbers: SK N=6, 8 (2 disorder samples, 3 temperatures) vs enumeration, z-scores from the reported
@@ -168,18 +191,18 @@ def test_one_compilation_per_group_and_none_for_new_numbers(tmp_path):
     # a finished sweep is loaded, not recomputed
     again = sweep.run_sweep(_cfg(), out=tmp_path / "a.nc", progress=False)
     xr.testing.assert_identical(again, ds)
-    assert sweep_programs.TRACE_COUNTS["ensemble"] == mid
+    assert unit_programs.TRACE_COUNTS["ensemble"] == mid
 
     # a different config with the same output path is refused unless forced
     with pytest.raises(ValueError, match="different sweep config.*force"):
-        sweep.run_sweep(_cfg(sweep={"beta": [1.5, 0.9, 0.4], "seed": [1, 0]}), out=tmp_path / "a.nc",
+        sweep.run_sweep(_cfg(sweep={"beta": [1.5, 0.9, 0.4], "disorder_seed": [1, 0]}), out=tmp_path / "a.nc",
                         progress=False)
     # reordered and extended grid: every point sits elsewhere in its unit (or in another unit), yet the points
     # common to both grids are bitwise equal: keys come from each point's own parameters, lanes are independent
-    ds3 = sweep.run_sweep(_cfg(sweep={"beta": [1.5, 0.9, 0.4], "seed": [1, 0]}), out=tmp_path / "a.nc",
+    ds3 = sweep.run_sweep(_cfg(sweep={"beta": [1.5, 0.9, 0.4], "disorder_seed": [1, 0]}), out=tmp_path / "a.nc",
                           progress=False, force=True)
-    assert sweep_programs.TRACE_COUNTS["ensemble"] == mid
-    common = dict(beta=[0.9, 1.5], seed=[0, 1])
+    assert unit_programs.TRACE_COUNTS["ensemble"] == mid
+    common = dict(beta=[0.9, 1.5], disorder_seed=[0, 1])
     xr.testing.assert_equal(ds3.sel(common), ds.sel(common))
 
 
@@ -191,18 +214,18 @@ def test_exact_method_and_dry_run(tmp_path, capsys):
     assert "2 compile group(s)" in out and "MiB/device" in out and "L=4" in out
     assert not list(tmp_path.iterdir()) and list(plan.coords) == ["L", "beta"]
     ds = sweep.run_sweep(cfg, progress=False)
-    model = factories.build_model("ising2d", {"L": 4})
+    model = catalog.build_model("ising2d", {"L": 4})
     assert ds.log_Z.sel(L=4, beta=0.44).item() == pytest.approx(float(model.exact_log_partition(0.44)), rel=1e-6)
     # and the 2×2 torus against brute force
     from thermodl.models.base import enumerate_states
-    m2 = factories.build_model("ising2d", {"L": 2})
+    m2 = catalog.build_model("ising2d", {"L": 2})
     e = np.array([float(m2.energy(s)) for s in enumerate_states(4)])
     np.testing.assert_allclose(ds.log_Z.sel(L=2).values, [np.log(np.exp(-b * e).sum()) for b in (0.2, 0.44)],
                                rtol=1e-6)
 
 
 def test_example_configs_plan_and_dry_run(capsys):
-    configs = {p.stem: p for p in (Path(sweep.__file__).parents[1] / "experiments" / "configs").glob("*.toml")}
+    configs = {p.stem: p for p in (Path(sweep.__file__).parents[2] / "experiments" / "configs").glob("*.toml")}
     assert set(configs) >= {"sk", "ising", "perceptron"}
     for path in configs.values():
         assert sweep.plan_sweep(path).groups
@@ -214,21 +237,21 @@ def test_example_configs_plan_and_dry_run(capsys):
 def test_looped_estimators_compile_once_and_match_exact(tmp_path):
     """AIS and PT through a sweep: log Z vs enumeration within the reported errors; a second sweep with new β
     values and disorder seeds compiles nothing; thermodynamics (TI) fills U, C, log Z per β."""
-    cfg = {"model": {"name": "sk", "n": 8}, "sweep": {"beta": [0.5, 1.2], "seed": [0, 1]},
+    cfg = {"model": {"name": "sk", "n": 8}, "sweep": {"beta": [0.5, 1.2], "disorder_seed": [0, 1]},
            "estimator": {"method": ["ais", "pt"], "n_chains": 32, "compare_exact": True}}
     ds = sweep.run_sweep(cfg, out=tmp_path / "a.nc", progress=False)
-    assert ds.log_Z.dims == ("method", "beta", "seed") and "log_Z_stderr" in ds and "ess" in ds
+    assert ds.log_Z.dims == ("method", "beta", "disorder_seed") and "log_Z_stderr" in ds and "ess" in ds
     z = ds.z_score.values.ravel()
     assert np.all(np.abs(z) < 4.5) and stats.chi2.sf(np.sum(z**2), z.size) > 1e-3, z
     compiles = _EVENTS[_COMPILE]
-    cfg2 = {**cfg, "sweep": {"beta": [0.6, 1.1], "seed": [3, 4]}}
+    cfg2 = {**cfg, "sweep": {"beta": [0.6, 1.1], "disorder_seed": [3, 4]}}
     sweep.run_sweep(cfg2, out=tmp_path / "b.nc", progress=False)
     assert _EVENTS[_COMPILE] == compiles
 
     th = sweep.run_sweep({"model": {"name": "ising2d", "L": 4}, "sweep": {"beta": [0.1, 0.3, 0.5]},
                           "estimator": {"method": "thermodynamics", "via": "ti", "n_chains": 16, "n_steps": 200}},
                          out=tmp_path / "t.nc", progress=False)
-    exact = np.array([float(factories.build_model("ising2d", {"L": 4}).exact_log_partition(b)) for b in th.beta.values])
+    exact = np.array([float(catalog.build_model("ising2d", {"L": 4}).exact_log_partition(b)) for b in th.beta.values])
     assert np.all(np.abs((th.log_Z.values - exact) / th.log_Z_stderr.values) < 4.5)
     assert {"U", "U_stderr", "C", "C_stderr", "S", "F"} <= set(th.data_vars)
 
@@ -246,7 +269,7 @@ name = "sk"
 n = 6
 [sweep]
 beta = {linspace = [0.2, 1.6, 8]}
-seed = [0, 1, 2, 3, 4]
+disorder_seed = [0, 1, 2, 3, 4]
 [estimator]
 n_chains = 8
 n_steps = 400
@@ -277,11 +300,11 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, monkeypatch):
     assert 2 <= n_done < 40
 
     computed = []
-    real = sweep_programs.run_ensemble_unit
-    monkeypatch.setattr(sweep_programs, "run_ensemble_unit",
+    real = unit_programs.run_ensemble_unit
+    monkeypatch.setattr(unit_programs, "run_ensemble_unit",
                         lambda pts, *a, **k: computed.append(len(pts)) or real(pts, *a, **k))
     resumed = sweep.run_sweep(cfg, out=out, progress=False)
     assert len(computed) == 40 - n_done  # completed units were loaded, never recomputed
-    monkeypatch.setattr(sweep_programs, "run_ensemble_unit", real)
+    monkeypatch.setattr(unit_programs, "run_ensemble_unit", real)
     reference = sweep.run_sweep(cfg, out=tmp_path / "reference.nc", progress=False)
     xr.testing.assert_identical(resumed, reference)

@@ -8,8 +8,13 @@
 
 Errors (bad values, unknown names, missing files, bad options or configs) print ONE line ``error: ...`` on
 stderr and exit with code 2, without a traceback; ``reproduce`` exits 1 when a check fails. Outputs are written
-atomically. Models are built by ``engine.factories`` (shared with sweeps); the options and estimator runs of
-``logz`` / ``thermo`` live in ``engine.cli_models``.
+atomically (``engine.io``). Models are built by ``engine.catalog`` (shared with sweeps); the options of ``logz`` /
+``thermo`` live in ``cli.options``, their estimator runs in ``cli.estimator_runs``, terminal output in
+``cli.display``.
+
+Seeds: ``--seed`` is the Monte Carlo seed and never changes the model; ``--disorder-seed`` (default 0) alone draws
+the couplings, patterns and data of ``logz`` / ``thermo`` models. ``reproduce --seed`` is the one seed an
+experiment derives all of its keys from.
 """
 
 from __future__ import annotations
@@ -17,19 +22,20 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from . import factories, registry
-from .cli_models import (ActivationOpt, AlphaOpt, ChainsOpt, ClassesOpt, CouplingsOpt, DataOpt, DisorderOpt, HOpt,
-                         JOpt, JsonOpt, KappaOpt, KernelOpt, LOpt, LossOpt, ModelArg, MOpt, NBetasOpt, NHidOpt,
-                         NOpt, NVisOpt, PatternsOpt, POpt, QuietOpt, SeedOpt, SigmaOpt, StepsOpt, UnitsOpt,
-                         WeightsOpt, WidthsOpt, _opt, exact_log_partition, model_options, parse_betas,
-                         resolve_method, run_log_partition, run_options, run_thermodynamics)
-from .validate import check_beta, check_choice
+from .. import catalog, registry
+from ..io import write_netcdf
+from ..validate import check_beta, check_choice
+from .display import Progress, console, fmt, print_json, print_rows
+from .estimator_runs import exact_log_partition, resolve_method, run_log_partition, run_thermodynamics
+from .options import (ActivationOpt, AlphaOpt, ChainsOpt, ClassesOpt, CouplingsOpt, DataOpt, DisorderOpt, HOpt,
+                      JOpt, JsonOpt, KappaOpt, KernelOpt, LOpt, LossOpt, ModelArg, MOpt, NBetasOpt, NHidOpt, NOpt,
+                      NVisOpt, PatternsOpt, POpt, QuietOpt, SeedOpt, SigmaOpt, StepsOpt, UnitsOpt, WeightsOpt,
+                      WidthsOpt, _opt, model_options, parse_betas, run_options)
 
 __all__ = ["app", "main"]
 
@@ -46,69 +52,12 @@ app = typer.Typer(
 )
 
 
-def _console(stderr: bool = False):
-    from rich.console import Console
+def build_model(model: str, disorder_seed: int, **flags) -> catalog.BuiltModel:
+    """The model named on the command line (``catalog.build`` with messages naming the CLI flags).
 
-    stream = sys.stderr if stderr else sys.stdout
-    # A non-terminal stream (pipe, file, test capture) gets a wide console so tables are not wrapped.
-    return Console(file=stream, width=None if stream.isatty() else 160, soft_wrap=not stream.isatty())
-
-
-class _Progress:
-    """A rich progress bar on stderr (inert when disabled or stderr is not a terminal), fed in either convention:
-
-    * ``bar(description, fraction)`` — experiments (``registry.run_experiment``);
-    * ``bar.steps(description)`` — a ``progress(done, total)`` callback for the estimators (PT, TI, ensembles).
+    Only ``disorder_seed`` draws its disorder: the Monte Carlo ``--seed`` is not an argument here.
     """
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-        self._bar = None
-        self._task = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                                 console=_console(stderr=True), transient=True)
-            self._bar.__enter__()
-            self._task = self._bar.add_task("compiling and sampling", total=1.0)
-        return self
-
-    def __call__(self, description: str, fraction: float) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, description=str(description), completed=min(max(float(fraction), 0), 1))
-
-    def fractions(self) -> Callable[[str, float], None] | None:
-        """The ``progress(description, fraction)`` callback, or None when disabled."""
-        return self if self.enabled else None
-
-    def steps(self, description: str) -> Callable[[int, int], None] | None:
-        """A ``progress(done, total)`` callback labelled ``description``, or None when disabled."""
-        return (lambda done, total: self(description, done / max(total, 1))) if self.enabled else None
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-        return False
-
-
-def _fmt(x: float | None, digits: int = 8) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return f"{x:.{digits}g}"
-
-
-def _print_json(obj: Any) -> None:
-    import json
-
-    sys.stdout.write(json.dumps(registry.jsonable(obj), indent=2) + "\n")
-
-
-def _build(model: str, disorder_seed: int, **flags):
-    """The model named on the command line (``factories.build`` with messages naming the CLI flags)."""
-    return factories.build(model, model_options(**flags), seed=disorder_seed, flags=True)
+    return catalog.build(model, model_options(**flags), disorder_seed=disorder_seed, flags=True)
 
 
 @app.command()
@@ -129,17 +78,17 @@ def logz(
     couplings: CouplingsOpt = None, weights: WeightsOpt = None, n_visible: NVisOpt = None,
     n_hidden: NHidOpt = None, units: UnitsOpt = None, patterns: PatternsOpt = None, sigma_w: SigmaOpt = None,
     classes: ClassesOpt = None, widths: WidthsOpt = None, activation: ActivationOpt = None, loss: LossOpt = None,
-    disorder_seed: DisorderOpt = None,
+    disorder_seed: DisorderOpt = 0,
 ) -> None:
     """Estimate log Z(β) of a built-in MODEL with its standard error, and compare with the exact value when known."""
     beta = check_beta(beta, "--beta")
     method = check_choice("method", method, METHODS)
-    built = _build(model, seed if disorder_seed is None else disorder_seed, L=L, M=M, J=J, h=h, n=n, p=p,
-                   alpha=alpha, kappa=kappa, data=data, couplings=couplings, weights=weights, n_visible=n_visible,
-                   n_hidden=n_hidden, units=units, patterns=patterns, sigma_w=sigma_w, classes=classes,
-                   widths=widths, activation=activation, loss=loss)
+    built = build_model(model, disorder_seed, L=L, M=M, J=J, h=h, n=n, p=p, alpha=alpha, kappa=kappa, data=data,
+                        couplings=couplings, weights=weights, n_visible=n_visible, n_hidden=n_hidden, units=units,
+                        patterns=patterns, sigma_w=sigma_w, classes=classes, widths=widths, activation=activation,
+                        loss=loss)
     budget = run_options(chains=chains, steps=steps, n_betas=n_betas)
-    with _Progress(not quiet and not json_out) as bar:
+    with Progress(not quiet and not json_out) as bar:
         t0 = time.perf_counter()
         label = f"{resolve_method(built.model, method).upper()} sampling"
         est = run_log_partition(built.model, beta, method=method, seed=seed, kernel=kernel,
@@ -150,19 +99,19 @@ def logz(
     result = {
         "model": model, "model_options": built.options, "dim": built.dim, "beta": beta, "method": est.method,
         "estimate": est.value, "stderr": est.stderr, "exact": exact, "z": z, "log_Z0": built.log_z0,
-        "wall_s": wall, "seed": seed, "diagnostics": est.diagnostics,
+        "wall_s": wall, "seed": seed, "disorder_seed": disorder_seed, "diagnostics": est.diagnostics,
     }
     if json_out:
-        _print_json(result)
+        print_json(result)
         return
     from rich.table import Table
 
     table = Table(title=f"log Z of {built.label} at β = {beta:g}")
     for col in ("method", "estimate", "± stderr", "exact", "z", "wall s"):
         table.add_column(col, justify="right" if col != "method" else "left")
-    table.add_row(est.method, _fmt(est.value), _fmt(est.stderr, 2), _fmt(exact),
+    table.add_row(est.method, fmt(est.value), fmt(est.stderr, 2), fmt(exact),
                   "—" if z is None else f"{z:+.2f}", f"{wall:.2f}")
-    _console().print(table)
+    console().print(table)
 
 
 def _check_netcdf_path(out: Path | None) -> None:
@@ -190,28 +139,29 @@ def thermo(
     couplings: CouplingsOpt = None, weights: WeightsOpt = None, n_visible: NVisOpt = None,
     n_hidden: NHidOpt = None, units: UnitsOpt = None, patterns: PatternsOpt = None, sigma_w: SigmaOpt = None,
     classes: ClassesOpt = None, widths: WidthsOpt = None, activation: ActivationOpt = None, loss: LossOpt = None,
-    disorder_seed: DisorderOpt = None,
+    disorder_seed: DisorderOpt = 0,
 ) -> None:
     """Thermodynamics U, F, S, C, log Z (± stderr) of a built-in MODEL on a β grid."""
     grid = parse_betas(betas, beta_min, beta_max, n_betas)
     method = check_choice("method", method, THERMO_METHODS)
     _check_netcdf_path(out)
-    built = _build(model, seed if disorder_seed is None else disorder_seed, L=L, M=M, J=J, h=h, n=n, p=p,
-                   alpha=alpha, kappa=kappa, data=data, couplings=couplings, weights=weights, n_visible=n_visible,
-                   n_hidden=n_hidden, units=units, patterns=patterns, sigma_w=sigma_w, classes=classes,
-                   widths=widths, activation=activation, loss=loss)
+    built = build_model(model, disorder_seed, L=L, M=M, J=J, h=h, n=n, p=p, alpha=alpha, kappa=kappa, data=data,
+                        couplings=couplings, weights=weights, n_visible=n_visible, n_hidden=n_hidden, units=units,
+                        patterns=patterns, sigma_w=sigma_w, classes=classes, widths=widths, activation=activation,
+                        loss=loss)
     budget = run_options(chains=chains, steps=steps, n_betas=None)
-    with _Progress(not quiet and not json_out) as bar:
+    with Progress(not quiet and not json_out) as bar:
         ds = run_thermodynamics(built.model, grid, method=method, seed=seed, kernel=kernel,
                                 progress=bar.steps(f"{method.upper()} sampling"), **budget)
     exact = [exact_log_partition(built.model, float(b)) for b in ds["beta"].values]
     if all(e is not None for e in exact):
         ds = ds.assign(log_Z_exact=("beta", [float(e) for e in exact]))
-    ds.attrs.update(model=model, model_options=str(built.options), method=method, seed=seed)
+    ds.attrs.update(model=model, model_options=str(built.options), method=method, seed=seed,
+                    disorder_seed=disorder_seed)
     if out is not None:
-        registry.write_netcdf(ds, out)
+        write_netcdf(ds, out)
     if json_out:
-        _print_json({"model": model, "model_options": built.options, "method": method,
+        print_json({"model": model, "model_options": built.options, "method": method,
                      "data": {k: ds[k].values for k in ds.variables}, "attrs": dict(ds.attrs),
                      "out": str(out) if out else None})
         return
@@ -232,9 +182,9 @@ def thermo(
             z = (float(ds["log_Z"].values[i]) - exact_i) / se if se > 0 else math.nan
             cells += [f"{exact_i:.6g}", f"{z:+.2f}"]
         table.add_row(*cells)
-    _console().print(table)
+    console().print(table)
     if out is not None:
-        _console().print(f"wrote {out}")
+        console().print(f"wrote {out}")
 
 
 @app.command()
@@ -245,7 +195,8 @@ def reproduce(
     full: Annotated[bool, _opt("--full", "paper-size run (slow) instead of the quick one.")] = False,
     out: Annotated[Path, _opt("--out", "output folder (one sub-folder per experiment).", show_default=True)] = Path(
         "results"),
-    seed: SeedOpt = 0,
+    seed: Annotated[int, _opt("--seed", "the experiment's seed (derives every PRNG key it uses).",
+                              show_default=True)] = 0,
     size: Annotated[str | None, _opt("--size", "size preset, e.g. 'tiny' for smoke tests (overrides --full).")] = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -263,7 +214,7 @@ def reproduce(
         table.add_column("description")
         for key, desc in registry.list_experiments():
             table.add_row(key, desc)
-        _console().print(table)
+        console().print(table)
         return
     if all_ == (name is not None):
         raise ValueError("reproduce needs an experiment NAME or --all (see --list)")
@@ -271,9 +222,9 @@ def reproduce(
     if not all_:
         registry.load_experiment(name)  # unknown name -> ValueError before anything runs
     results, n_fail = [], 0
-    console = _console()
+    con = console()
     for key in names:
-        with _Progress(not quiet) as bar:
+        with Progress(not quiet) as bar:
             try:
                 res = registry.run_experiment(key, out, full=full, seed=seed, size=size,
                                               progress=bar.fractions())
@@ -288,41 +239,26 @@ def reproduce(
             print(f"error: {key}: {res['error']}", file=sys.stderr)
             continue
         n_fail += res.get("n_fail", 0)
-        _print_rows(console, key, res)
+        print_rows(con, key, res)
     if all_:
         index = registry.write_index(results, out)
-        console.print(f"wrote {index}")
+        con.print(f"wrote {index}")
     if n_fail:
         print(f"error: {n_fail} check(s) failed", file=sys.stderr)
         raise typer.Exit(1)
-
-
-def _print_rows(console, name: str, res: dict) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{name}  →  {res.get('out_dir', '')}")
-    for col in ("quantity", "method", "measured", "± stderr", "theory", "z", "pass", "wall s"):
-        table.add_column(col, justify="left" if col in ("quantity", "method") else "right")
-    for r in res["rows"]:
-        passed = r.get("pass")
-        verdict = "" if passed is None else ("[green]yes[/]" if passed else "[red]NO[/]")
-        z = r.get("z")
-        table.add_row(str(r.get("quantity", "")), str(r.get("method", "")), _fmt(r.get("measured"), 7),
-                      _fmt(r.get("stderr"), 2), _fmt(r.get("theory"), 7),
-                      "" if z is None else f"{z:+.2f}", verdict, _fmt(r.get("wall_s"), 3))
-    console.print(table)
 
 
 SWEEP_HELP = (
     "Run a declarative parameter sweep from a TOML CONFIG into one netCDF dataset (a dimension per axis).\n\n"
     "Sections: [model] (name and model parameters, named as the flags of logz: n_visible for --n-visible), [data] "
     "(more model parameters), [sampler] (kernel, step_size, ...), [estimator] (method = ensemble | ais | pt | ti | "
-    "exact | thermodynamics, n_chains, n_steps, seed, ...), [sweep] (beta and the disorder seed) and [output] "
+    "exact | thermodynamics, n_chains, n_steps, seed (the Monte Carlo seed), ...), [sweep] (beta and "
+    "disorder_seed, the seed of couplings / patterns / data; the Monte Carlo seed never changes them) and [output] "
     "(path, unit_size). Any value may be a grid axis: a list, {linspace = [a, b, n]}, {logspace = [a, b, n]}, "
     "{geomspace = [a, b, n]} or {range = [start, stop]}. Each value of a size compiles one program; β, seeds, J, h, "
     "κ and σ_w are batched into it. Example:\n\n"
     "    [model]\n    name = \"sk\"\n    n = [8, 12]\n"
-    "    [sweep]\n    beta = {linspace = [0.2, 2.0, 10]}\n    seed = [0, 1, 2, 3]\n"
+    "    [sweep]\n    beta = {linspace = [0.2, 2.0, 10]}\n    disorder_seed = [0, 1, 2, 3]\n"
     "    [estimator]\n    n_chains = 64\n    n_steps = 2000\n"
     "    [output]\n    path = \"sk.nc\"\n\n"
     "More in experiments/configs/*.toml. Completed units are saved as they finish: an interrupted sweep resumes."
@@ -339,7 +275,7 @@ def sweep(
     force: Annotated[bool, _opt("--force", "overwrite results of a different config at the output path.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    from .sweep import run_sweep
+    from ..sweep import run_sweep
 
     _check_netcdf_path(out)
     ds = run_sweep(config, out=out, resume=not no_resume, dry_run=dry_run,
@@ -347,7 +283,7 @@ def sweep(
     if not dry_run:
         dims = " × ".join(f"{k} {v}" for k, v in ds.sizes.items()) or "a single point"
         names = ", ".join(map(str, ds.data_vars))
-        _console().print(f"wrote {ds.encoding.get('source', out)}: {dims}; variables: {names}", markup=False)
+        console().print(f"wrote {ds.encoding.get('source', out)}: {dims}; variables: {names}", markup=False)
 
 
 def _one_line(err: BaseException) -> str:

@@ -28,13 +28,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from thermodl.kernels import adaptation
-from thermodl.models.base import has_exact, stack_models
+from thermodl.models.base import stack_models
 
-from . import factories, sharding
-from . import observables as obs
-from .diagnostics import ess_from_moments, split_rhat_from_moments, summarise
-from .samplers import make_sampler, resolve_kernel
-from .sweep_config import method_options, point_hash
+from .. import catalog as factories
+from .. import observables as obs
+from .. import sharding
+from ..diagnostics import ess_from_moments, split_rhat_from_moments, summarise
+from ..exact import exact_log_partition_value, exact_thermodynamics
+from ..samplers import make_sampler, resolve_kernel
+from .config import method_options, point_hash
 
 __all__ = ["TRACE_COUNTS", "EnsembleSpec", "ensemble_program", "run_ensemble_unit", "run_looped_unit",
            "memory_estimate", "INT_VARS"]
@@ -152,29 +154,13 @@ def _pad(idx: np.ndarray, n: int) -> np.ndarray:
 
 
 def _exact(model, beta: float, what: str) -> tuple[float, ...]:
-    """Exact (log Z) or (U, C) in float64 when available (discrete dim ≤ 20 or a closed form), else NaN."""
-    from thermodl.models import exact
-
-    nan = (math.nan,) if what == "logz" else (math.nan, math.nan)
-    with jax.enable_x64(True):
-        m64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(jnp.result_type(a), jnp.floating)
-                           else a, model)
+    """Exact (log Z) or (U, C) in float64 when ``engine.exact`` has them (the one rule), else NaN."""
+    if what == "logz":
         try:
-            if what == "logz":
-                if has_exact(m64):
-                    return (float(m64.exact_log_partition(beta)),)
-                if m64.kind == "discrete" and m64.dim <= 20:
-                    return (float(exact.enumerate_log_partition(m64, beta)),)
-                return nan
-            if m64.kind == "discrete" and m64.dim <= 20:
-                o = exact.enumerate_observables(m64, beta, return_probabilities=False)
-            elif has_exact(m64):
-                o = exact.exact_thermodynamics(m64, jnp.float64(beta))
-            else:
-                return nan
-            return float(o.energy), float(o.specific_heat)
+            return (exact_log_partition_value(model, beta)[0],)
         except ValueError:
-            return nan
+            return (math.nan,)
+    return exact_thermodynamics(model, beta) or (math.nan, math.nan)
 
 
 # ----------------------------------------------------------------------------------------------- ensemble

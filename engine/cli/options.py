@@ -1,26 +1,24 @@
-"""Options and estimator runs of the ``thermodl logz`` / ``thermodl thermo`` commands.
+"""Options of the ``thermodl logz`` / ``thermodl thermo`` commands, and the parsing of their values.
 
-The model options are the parameter table of ``engine.factories`` (the one model factory of the package) as CLI
-flags: ``--n-visible`` is the parameter ``n_visible``, ``--disorder-seed`` the parameter ``seed``, and each
-flag's help is assembled from the table's docs. The run helpers map the CLI's budget options (``--chains``,
-``--steps``, ``--n-betas``) onto the keywords of the estimator a method resolves to.
+The model options are the parameter table of ``engine.catalog`` (the one model factory of the package) as CLI
+flags: ``--n-visible`` is the parameter ``n_visible``, ``--disorder-seed`` the parameter ``disorder_seed``, and
+each flag's help is assembled from the table's docs.
 
-Progress callbacks passed to the run helpers follow the estimators' convention ``progress(done, total)``.
+Two seeds, never mixed: ``--seed`` is the Monte Carlo seed (chains, annealing, swaps) and never changes the
+model; ``--disorder-seed`` (default 0) draws the couplings, patterns and data of the built-in models.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from . import factories
-from .validate import check_beta, check_betas, check_positive_int
+from .. import catalog
+from ..validate import check_beta, check_betas, check_positive_int
 
-__all__ = ["MODEL_HELP", "model_options", "exact_log_partition", "resolve_method", "run_log_partition",
-           "run_thermodynamics", "run_options", "parse_betas"]
+__all__ = ["MODEL_HELP", "METHOD_OPTIONS", "RUN_FLAGS", "model_options", "run_options", "parse_betas"]
 
 
 def _opt(flag: str, help: str, *, show_default: bool = False, short: str | None = None):
@@ -30,17 +28,17 @@ def _opt(flag: str, help: str, *, show_default: bool = False, short: str | None 
 
 
 def _flag_help(key: str) -> str:
-    """Help of the flag of parameter ``key``: 'model, model: doc; model: doc.' from ``factories.MODELS``."""
+    """Help of the flag of parameter ``key``: 'model, model: doc; model: doc.' from ``catalog.MODELS``."""
     docs: dict[str, list[str]] = {}
-    for name, table in factories.MODELS.items():
+    for name, table in catalog.MODELS.items():
         if key in table:
             docs.setdefault(table[key].doc, []).append(name)
     return "; ".join(f"{', '.join(names)}: {doc}" for doc, names in docs.items()) + "."
 
 
 MODEL_HELP = "Built-in model: " + ", ".join(
-    f"{name} ({', '.join(factories.option_flag(k) for k in table if k != 'seed')})"
-    for name, table in factories.MODELS.items()) + "."
+    f"{name} ({', '.join(catalog.option_flag(k) for k in table if k != catalog.DISORDER_SEED)})"
+    for name, table in catalog.MODELS.items()) + "."
 ModelArg = Annotated[str, typer.Argument(help=MODEL_HELP, show_default=False)]
 LOpt = Annotated[int | None, _opt("--L", _flag_help("L"))]
 MOpt = Annotated[int | None, _opt("--M", _flag_help("M"))]
@@ -62,8 +60,10 @@ ClassesOpt = Annotated[str | None, _opt("--classes", _flag_help("classes"))]
 WidthsOpt = Annotated[str | None, _opt("--widths", _flag_help("widths"))]
 ActivationOpt = Annotated[str | None, _opt("--activation", _flag_help("activation"))]
 LossOpt = Annotated[str | None, _opt("--loss", _flag_help("loss"))]
-DisorderOpt = Annotated[int | None, _opt("--disorder-seed", "seed of random couplings, patterns, data [--seed].")]
-SeedOpt = Annotated[int, _opt("--seed", "PRNG seed of the Monte Carlo run.", show_default=True)]
+DisorderOpt = Annotated[int, _opt("--disorder-seed", "seed of the model's random couplings, patterns and data "
+                                  "(independent of --seed).", show_default=True)]
+SeedOpt = Annotated[int, _opt("--seed", "PRNG seed of the Monte Carlo run; never changes the model (that is "
+                              "--disorder-seed).", show_default=True)]
 ChainsOpt = Annotated[int | None, _opt("--chains", "independent chains [method default].")]
 StepsOpt = Annotated[int | None, _opt("--steps", "AIS: annealing temperatures; TI, PT: sweeps per temperature.")]
 NBetasOpt = Annotated[int | None, _opt("--n-betas", "logz: TI grid points or PT replicas; thermo: grid size [21].")]
@@ -78,82 +78,14 @@ def model_options(**flags) -> dict[str, Any]:
     return {k: v for k, v in flags.items() if v is not None}
 
 
-def exact_log_partition(model: Any, beta: float) -> float | None:
-    """The exact log Z(β) in float64 (``engine.api.exact_log_partition``) when one exists, else ``None``."""
-    from .api import exact_log_partition as exact
-
-    try:
-        return exact(model, beta).value
-    except ValueError:  # no closed form and too large to enumerate (or e.g. Ising with h ≠ 0 on a wide lattice)
-        return None
-
-
 # Which CLI run options each method understands, and the estimator keyword they map to.
-_METHOD_OPTIONS = {
+METHOD_OPTIONS = {
     "ais": {"n_chains": "n_chains", "n_steps": "n_temperatures"},
     "pt": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_replicas"},
     "ti": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_betas"},
     "exact": {},
 }
-_RUN_FLAGS = {"n_chains": "--chains", "n_steps": "--steps", "n_betas": "--n-betas"}
-
-
-def resolve_method(model: Any, method: str) -> str:
-    """``"auto"`` → ``"exact"`` when the model has an exact log Z (or is discrete with dim ≤ 24), else ``"ais"``
-    (the rule of ``engine.api.log_partition``)."""
-    from thermodl.models.base import has_exact
-    from thermodl.models.exact import MAX_ENUMERATION_DIM
-
-    if method != "auto":
-        return method
-    try:
-        closed_form = has_exact(model)
-    except ValueError:
-        closed_form = False
-    enumerable = getattr(model, "kind", None) == "discrete" and model.dim <= MAX_ENUMERATION_DIM
-    return "exact" if closed_form or enumerable else "ais"
-
-
-def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel: str = "auto",
-                      progress: Callable[[int, int], None] | None = None, **budget) -> Any:
-    """``engine.api.log_partition`` with the CLI's budget options mapped onto the chosen estimator's keywords.
-
-    Args:
-        model: a built model; beta: β ≥ 0; method: auto, ais, ti, pt or exact; seed: PRNG seed of the run.
-        progress: ``progress(done, total)``, used by the PT and TI runs.
-        **budget: ``n_chains``, ``n_steps``, ``n_betas`` (see ``run_options``).
-    Returns:
-        ``LogZEstimate``.
-    """
-    import jax
-
-    from .api import log_partition
-
-    method = resolve_method(model, method)
-    mapping = _METHOD_OPTIONS[method]
-    for name in budget:
-        if name not in mapping:
-            raise ValueError(f"{_RUN_FLAGS[name]} does not apply to method {method!r}"
-                             + (" (auto picked exact; choose --method ais, ti or pt)" if method == "exact" else ""))
-    if method == "exact":
-        return log_partition(model, beta, method="exact")
-    options = {mapping[k]: v for k, v in budget.items()}
-    if progress is not None and method in ("pt", "ti"):
-        options["progress"] = progress
-    return log_partition(model, beta, method=method, key=jax.random.key(seed), kernel=kernel, **options)
-
-
-def run_thermodynamics(model: Any, betas, *, method: str, seed: int, kernel: str = "auto",
-                       progress: Callable[[int, int], None] | None = None, **budget):
-    """``engine.api.thermodynamics`` on the β grid (``progress(done, total)``); returns its ``xarray.Dataset``."""
-    import jax
-
-    from .api import thermodynamics
-
-    options = {"kernel": kernel, **budget}
-    if progress is not None:
-        options["progress"] = progress
-    return thermodynamics(model, betas, key=jax.random.key(seed), method=method, **options)
+RUN_FLAGS = {"n_chains": "--chains", "n_steps": "--steps", "n_betas": "--n-betas"}
 
 
 def run_options(*, chains: int | None, steps: int | None, n_betas: int | None) -> dict[str, int]:

@@ -7,7 +7,7 @@ Layout for a sweep written to ``OUT.nc``::
     OUT.nc                           the final dataset (written last; then the parts folder is removed)
 
 Every file is written to a temporary name in the same folder, flushed to disk and renamed with ``os.replace``
-(``registry.atomic_output``, ``registry.write_netcdf``), which is atomic: a sweep killed at any moment leaves each
+(``engine.io``: ``atomic_write_json``, ``write_netcdf``), which is atomic: a sweep killed at any moment leaves each
 unit either complete or absent, never half-written.
 ``unit_key`` is a hash of the config hash and the unit's parameters, so a unit file can only be reused by the
 very computation that produced it. A unit file that exists is complete even when the kill came before the
@@ -25,46 +25,15 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import xarray as xr
 
-from .registry import atomic_write_text, netcdf_engine, write_netcdf
+from ..io import atomic_write_json, canonical_json, jsonable, read_netcdf, write_netcdf
 
-__all__ = [
-    "SweepStore",
-    "canonical_json",
-    "config_hash",
-    "unit_key",
-    "netcdf_engine",
-    "write_netcdf_atomic",
-    "read_netcdf",
-    "package_versions",
-]
+__all__ = ["SweepStore", "config_hash", "unit_key", "package_versions"]
 
 _MANIFEST = "manifest.json"
 _FORMAT = 1
-
-
-def _plain(x: Any) -> Any:
-    """Plain JSON types for NumPy scalars/arrays and tuples."""
-    if isinstance(x, Mapping):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    if isinstance(x, os.PathLike):
-        return os.fspath(x)
-    return x
-
-
-def canonical_json(obj: Any) -> str:
-    """Deterministic JSON (sorted keys, no whitespace, floats by ``repr``), for hashing and for attrs."""
-    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
 def config_hash(config: Mapping) -> str:
@@ -88,21 +57,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "unknown"
     return out
-
-
-def write_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """``registry.write_netcdf``: atomic (temp file, fsync, ``os.replace``), netCDF-4 via h5netcdf, else netCDF-3
-    via SciPy."""
-    return write_netcdf(ds, path)
-
-
-def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
-    """Load a netCDF file (either format) fully into memory; the file is closed afterwards."""
-    return xr.load_dataset(path)
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(_plain(obj), indent=1, sort_keys=True))
 
 
 class SweepStore:
@@ -171,7 +125,7 @@ class SweepStore:
         self._write_manifest()
 
     def _write_manifest(self) -> None:
-        _write_json_atomic(self.parts / _MANIFEST, {
+        atomic_write_json(self.parts / _MANIFEST, {
             "format": _FORMAT, "config_hash": self.cfg_hash, "config": self.config_json, "units": self._units,
         })
 
@@ -187,8 +141,8 @@ class SweepStore:
     def save_unit(self, key: str, ds: xr.Dataset, params: Mapping | None = None) -> None:
         """Write one completed unit atomically and record it in the manifest."""
         name = f"unit-{key}.nc"
-        write_netcdf_atomic(ds, self.parts / name)
-        self._units[key] = {"file": name, "params": _plain(params)}
+        write_netcdf(ds, self.parts / name)
+        self._units[key] = {"file": name, "params": jsonable(params)}
         self._write_manifest()
 
     def load_unit(self, key: str) -> xr.Dataset:
@@ -205,6 +159,6 @@ class SweepStore:
 
     def finalize(self, ds: xr.Dataset, *, keep_parts: bool = False) -> None:
         """Write the final dataset atomically, then remove the parts folder (unless ``keep_parts``)."""
-        write_netcdf_atomic(ds, self.out)
+        write_netcdf(ds, self.out)
         if not keep_parts:
             shutil.rmtree(self.parts, ignore_errors=True)

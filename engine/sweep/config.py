@@ -1,9 +1,15 @@
 """Sweep configs: TOML → validated, normalised dict with grid axes expanded (see ``engine.sweep``).
 
-Sections ``[model]`` (name + model parameters, see ``engine.factories``), ``[data]`` (more model parameters:
+Sections ``[model]`` (name + model parameters, see ``engine.catalog``), ``[data]`` (more model parameters:
 P, α, data files), ``[sampler]`` (kernel, step_size, adapt, kernel options), ``[estimator]`` (method, budgets,
-sampling seed, ``compare_exact``; method-specific options are checked against the estimator's signature),
-``[sweep]`` (β, disorder seed) and ``[output]`` (path, unit_size, keep_parts). Any value may be a grid axis: a
+the Monte Carlo ``seed``, ``compare_exact``; method-specific options are checked against the estimator's
+signature), ``[sweep]`` (β, ``disorder_seed``) and ``[output]`` (path, unit_size, keep_parts).
+
+Seeds: ``[sweep] disorder_seed`` draws the disorder (couplings, patterns, data; default 0), ``[estimator] seed``
+the Monte Carlo random numbers (default 0); neither affects what the other one controls. The disorder seed may
+also be written in ``[model]`` or ``[data]`` (it is moved to ``[sweep]``). The pre-0.2 spelling ``seed`` in
+``[sweep]``, ``[model]`` or ``[data]`` meant the disorder seed: it is read as ``disorder_seed`` with a
+``FutureWarning`` (never as the Monte Carlo seed, so old configs give the same models). Any value may be a grid axis: a
 list, ``{linspace=[a, b, n]}``, ``{logspace=[a, b, n]}`` (10^a … 10^b), ``{geomspace=[a, b, n]}`` or
 ``{range=[start, stop(, step)]}``. Every mistake is a ``ValueError`` naming the bad key or value.
 """
@@ -18,14 +24,16 @@ import itertools
 import math
 import os
 import tomllib
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import factories, store
-from .validate import check_beta, check_choice, check_nonnegative_int, check_positive_int
+from .. import catalog
+from ..io import canonical_json
+from ..validate import check_beta, check_choice, check_nonnegative_int, check_positive_int
 
 __all__ = ["METHODS", "SECTIONS", "load_config", "normalize_config", "method_options", "values", "point_hash"]
 
@@ -34,12 +42,12 @@ SECTIONS = ("model", "data", "sampler", "estimator", "sweep", "output")
 GRID_SPECS = ("linspace", "logspace", "geomspace", "range")
 SAMPLER_KEYS = ("kernel", "step_size", "adapt", "num_integration_steps", "inverse_mass", "batch_size")
 ESTIMATOR_KEYS = ("method", "n_chains", "n_steps", "n_warmup", "chain_block", "seed", "compare_exact")
-SWEEP_KEYS = ("beta", "seed")
+SWEEP_KEYS = ("beta", "disorder_seed")
 OUTPUT_KEYS = ("path", "unit_size", "keep_parts")
 DEFAULTS = {
     "sampler": {"kernel": "auto", "adapt": True},
     "estimator": {"method": "ensemble", "seed": 0, "compare_exact": False},
-    "sweep": {"seed": 0},
+    "sweep": {"disorder_seed": 0},
     "output": {"unit_size": 64, "keep_parts": False},
 }
 # Estimator options of the looped methods are checked against these functions' signatures.
@@ -97,8 +105,9 @@ def normalize_config(raw: Mapping) -> dict:
     """Validate section and key names and expand grid specs into lists.
 
     Returns:
-        {section: {key: scalar or list of values}} with defaults filled in; a disorder ``seed`` given in
-        [model] or [data] is moved to [sweep].
+        {section: {key: scalar or list of values}} with defaults filled in; a ``disorder_seed`` given in
+        [model] or [data] is moved to [sweep]; the old spelling ``seed`` there is read as ``disorder_seed``
+        (``FutureWarning``).
     Raises:
         ValueError: unknown section/key/model/method, bad grid spec, negative β, non-positive sizes, ...
     """
@@ -125,15 +134,29 @@ def normalize_config(raw: Mapping) -> dict:
                 raise ValueError(f"{where}: output settings cannot be grid axes, got {val!r}")
             out[key] = val
         cfg[sec] = out
-    seeds = [s for s in ("model", "data", "sweep") if "seed" in cfg[s]]
+    _rename_old_disorder_seed(cfg)
+    seeds = [s for s in ("model", "data", "sweep") if "disorder_seed" in cfg[s]]
     if len(seeds) > 1:
-        raise ValueError(f"the disorder seed is given in {' and '.join(f'[{s}]' for s in seeds)}; give it once")
+        raise ValueError(f"disorder_seed is given in {' and '.join(f'[{s}]' for s in seeds)}; give it once")
     if seeds and seeds[0] != "sweep":
-        cfg["sweep"]["seed"] = cfg[seeds[0]].pop("seed")
+        cfg["sweep"]["disorder_seed"] = cfg[seeds[0]].pop("disorder_seed")
     for sec, defaults in DEFAULTS.items():
         cfg[sec].update({k: v for k, v in defaults.items() if k not in cfg[sec]})
     _check_keys(cfg)
     return cfg
+
+
+def _rename_old_disorder_seed(cfg: dict) -> None:
+    """``seed`` in [sweep], [model] or [data] (the old name of the disorder seed) → ``disorder_seed``."""
+    for sec in ("sweep", "model", "data"):
+        if "seed" not in cfg[sec]:
+            continue
+        if "disorder_seed" in cfg[sec]:
+            raise ValueError(f"[{sec}] gives both seed and disorder_seed; the disorder seed is disorder_seed "
+                             "(the Monte Carlo seed is [estimator] seed)")
+        warnings.warn(f"[{sec}] seed is the old name of the disorder seed: write [sweep] disorder_seed (the Monte "
+                      "Carlo seed is [estimator] seed); read as disorder_seed", FutureWarning, stacklevel=4)
+        cfg[sec]["disorder_seed"] = cfg[sec].pop("seed")
 
 
 def values(v) -> list:
@@ -144,17 +167,17 @@ def values(v) -> list:
 def _check_keys(cfg: dict) -> None:
     model, data = cfg["model"], cfg["data"]
     if "name" not in model:
-        raise ValueError(f"[model] needs name; choose one of: {', '.join(factories.model_names())}")
+        raise ValueError(f"[model] needs name; choose one of: {', '.join(catalog.model_names())}")
     names = values(model["name"])
     for name in names:
-        check_choice("model", name, factories.model_names())
+        check_choice("model", name, catalog.model_names())
     both = sorted(set(model) & set(data))
     if both:
         raise ValueError(f"parameter(s) {', '.join(map(repr, both))} given in both [model] and [data]")
     params = {k: v for k, v in {**model, **data}.items() if k != "name"}
     for name in names:  # names and values of every model parameter (sizes > 0, finite numbers, ...)
         for combo in itertools.product(*(values(v) for v in params.values())):
-            factories.resolve_model_params(name, dict(zip(params, combo)))
+            catalog.resolve_model_params(name, dict(zip(params, combo)))
     for sec, allowed in (("sampler", SAMPLER_KEYS), ("sweep", SWEEP_KEYS), ("output", OUTPUT_KEYS)):
         bad = sorted(set(cfg[sec]) - set(allowed))
         if bad:
@@ -163,7 +186,7 @@ def _check_keys(cfg: dict) -> None:
         raise ValueError("[sweep] needs beta (a value, a list or {linspace=[a, b, n]})")
     for b in values(cfg["sweep"]["beta"]):
         check_beta(b, "sweep.beta")
-    for where, s in [("sweep.seed", s) for s in values(cfg["sweep"]["seed"])] + \
+    for where, s in [("sweep.disorder_seed", s) for s in values(cfg["sweep"]["disorder_seed"])] + \
             [("estimator.seed", s) for s in values(cfg["estimator"]["seed"])]:
         if isinstance(s, bool) or not isinstance(s, int) or s < 0:
             raise ValueError(f"{where} must be a non-negative integer, got {s!r}")
@@ -229,5 +252,5 @@ def point_hash(pt: dict) -> tuple[int, int]:
     not change what is sampled (output, ``compare_exact``, ``chain_block``) are left out."""
     keep = {sec: {k: v for k, v in body.items() if k not in (_NOT_HASHED.get(sec) or ())}
             for sec, body in pt.items() if sec != "output"}
-    digest = hashlib.sha256(store.canonical_json(keep).encode()).digest()
+    digest = hashlib.sha256(canonical_json(keep).encode()).digest()
     return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:8], "little")

@@ -1,14 +1,11 @@
 """What one unit of a sweep computes: the batched, sharded ensemble program and the looped estimators.
 
-``method="ensemble"``: ONE jitted program per compile group computes every lane (disorder variant m, point t,
-chain c) of a unit — ``vmap`` over chains ∘ models ∘ points of a one-chain run (warmup with per-chain
-dual-averaging step-size adaptation, Hoffman & Gelman 2014 §3.2, then a production ``lax.scan`` streaming the
-split moments of E (and |m|, m², m⁴ when the model has ``magnetization``)) — with the chain axis sharded over all
-local devices (``engine.sharding``). Lanes are independent (the step size is adapted per chain, not averaged over
-chains), so the numbers do not depend on the device count or on padding. Host-side reductions then give, per
-point, mean ± standard error over chains (non-finite chains excluded and counted), split R-hat and a
-batch-means ESS (``engine.diagnostics``; Gelman et al., BDA3 §11.4), and the Binder cumulant with a jackknife
-error (K. Binder, Z. Phys. B 43, 119 (1981)).
+``method="ensemble"``: the unit runs on the ONE equilibrium runner (``engine.ensemble.run_ensemble``): its model
+variants stacked on the disorder axis, its points as the temperature slots, the chain axis sharded over all local
+devices (``engine.equilibrium``), step sizes adapted per (variant, point) on the chain-averaged acceptance during
+warmup. Per point: mean ± standard error over chains (non-finite chains excluded and counted), C from the pooled
+variance with its jackknife error (the estimator ``thermodynamics`` uses), split R-hat and a batch-means ESS
+(``engine.diagnostics``), and the Binder cumulant with a jackknife error (K. Binder, Z. Phys. B 43, 119 (1981)).
 
 ``ais`` / ``pt`` / ``ti`` / ``exact`` / ``thermodynamics``: the unit's points are looped over, calling
 ``engine.ais.ais_log_partition``, ``engine.tempering.pt_log_partition``, ``engine.ti.ti_log_partition``,
@@ -18,123 +15,32 @@ traced arguments.
 
 from __future__ import annotations
 
-import collections
-import functools
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from thermodl.kernels import adaptation
 from thermodl.models.base import stack_models
 
 from .. import catalog as factories
+from .. import equilibrium
 from .. import observables as obs
 from .. import sharding
-from ..diagnostics import ess_from_moments, split_rhat_from_moments, summarise
+from ..diagnostics import summarise
 from ..exact import exact_log_partition_value, exact_thermodynamics
+from ..keys import fold
 from ..samplers import make_sampler, resolve_kernel
 from .config import method_options, point_hash
 
-__all__ = ["TRACE_COUNTS", "EnsembleSpec", "ensemble_program", "run_ensemble_unit", "run_looped_unit",
-           "memory_estimate", "INT_VARS"]
+__all__ = ["TRACE_COUNTS", "run_ensemble_unit", "run_looped_unit", "memory_estimate", "INT_VARS"]
 
-TRACE_COUNTS: collections.Counter = collections.Counter()
-"""How many times each sweep program was traced (= compiled); tests use it to prove one compile per group."""
+TRACE_COUNTS = equilibrium.TRACE_COUNTS
+"""Traces (= compilations) of the runner's programs (``"chunk"``); tests use it to prove one compile per group."""
 
 INT_VARS = ("nan_chains", "n_divergent", "n_excluded", "unreliable")
 """Per-point counters stored as integers."""
-
-
-class EnsembleSpec(NamedTuple):
-    """Static configuration of the ensemble program (hashable; a new value compiles a new program)."""
-
-    kernel: str
-    options: tuple
-    n_steps: int
-    n_warmup: int
-    adapt: bool
-    has_magnetization: bool
-
-
-class _LaneOut(NamedTuple):
-    split: obs.SplitMoments  # values [k]: E (, |m|, m², m⁴)
-    acceptance: jax.Array  # mean acceptance probability over production
-    n_divergent: jax.Array
-    nonfinite: jax.Array  # energy non-finite at some production step
-    step_size: jax.Array  # the frozen step size
-
-
-def _observe(model, spec: EnsembleSpec, state) -> jax.Array:
-    e = state.energy
-    if not spec.has_magnetization:
-        return e[None]
-    m = model.magnetization(state.position)
-    m2 = m * m
-    return jnp.stack([e, jnp.abs(m), m2, m2 * m2]).astype(e.dtype)
-
-
-def _lane(spec: EnsembleSpec, model, beta, step0, pid, c) -> _LaneOut:
-    """One chain at one point: warmup (+ per-chain step-size adaptation), then streamed production."""
-    sampler = make_sampler(model, spec.kernel, **dict(spec.options))
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(jax.random.key(0), pid[0]), pid[1]), c)
-    k_init, k_warm, k_prod = jax.random.split(key, 3)
-    state = sampler.init(model.sample_reference(k_init))
-    dtype = state.energy.dtype
-    beta = beta.astype(dtype)
-    eps0 = jnp.where(jnp.isnan(step0), sampler.default_step_size, step0).astype(dtype)
-    if spec.adapt and sampler.target_acceptance is not None:
-        def warm(carry, t):
-            st, ad = carry
-            st, info = sampler.step(jax.random.fold_in(k_warm, t), st, beta, adaptation.step_size(ad))
-            target = jnp.asarray(sampler.target_acceptance, dtype)  # an array: update's value check is for hosts
-            return (st, adaptation.update(ad, info.acceptance_probability, target)), None
-
-        (state, ad), _ = jax.lax.scan(warm, (state, adaptation.init(eps0)), jnp.arange(spec.n_warmup))
-        eps = adaptation.final_step_size(ad).astype(dtype)
-    else:
-        def warm(st, t):
-            return sampler.step(jax.random.fold_in(k_warm, t), st, beta, eps0)[0], None
-
-        state, _ = jax.lax.scan(warm, state, jnp.arange(spec.n_warmup))
-        eps = eps0
-    k = 4 if spec.has_magnetization else 1
-
-    def prod(carry, t):
-        st, sm, acc, n_div, bad = carry
-        st, info = sampler.step(jax.random.fold_in(k_prod, t), st, beta, eps)
-        sm = obs.split_moments_update(sm, _observe(model, spec, st), t, spec.n_steps)
-        return (st, sm, acc + info.acceptance_probability, n_div + info.is_divergent.astype(jnp.int32),
-                bad | ~jnp.isfinite(st.energy)), None
-
-    init = (state, obs.split_moments_init((k,), dtype), jnp.zeros((), dtype), jnp.zeros((), jnp.int32),
-            jnp.zeros((), bool))
-    (_, sm, acc, n_div, bad), _ = jax.lax.scan(prod, init, jnp.arange(spec.n_steps))
-    return _LaneOut(sm, acc / spec.n_steps, n_div, bad, eps)
-
-
-@functools.lru_cache(maxsize=64)
-def ensemble_program(spec: EnsembleSpec, mesh, block: int):
-    """The jitted, sharded program ``(models [M], betas [T], step0 [T], pids [M, T, 2], chain_ids [C]) ->
-    _LaneOut`` with leaves ``[C, M, T, ...]`` (chains sharded along the mesh axis ``"chains"``). Each device runs
-    its chains in blocks of ``block`` (``lax.map`` over blocks, ``vmap`` within), so the compiled block is the
-    same whatever the number of devices (see ``engine.sharding``)."""
-
-    def body(models, betas, steps, pids, chain_ids):
-        TRACE_COUNTS["ensemble"] += 1  # runs only while tracing
-
-        def per_chain(c):
-            def per_model(model, pid_row):
-                return jax.vmap(lambda b, s, p: _lane(spec, model, b, s, p, c))(betas, steps, pid_row)
-
-            return jax.vmap(per_model)(models, pids)
-
-        out = jax.lax.map(jax.vmap(per_chain), chain_ids.reshape(-1, block))
-        return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
-
-    return sharding.shard_over_chains(body, mesh, 4)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -179,53 +85,36 @@ def _binder(m2: np.ndarray, m4: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray,
     return full, np.where(n > 1, np.sqrt(var), np.nan)
 
 
-def _reduce(out: _LaneOut, betas: np.ndarray, spec: EnsembleSpec, adapting: bool) -> dict[str, np.ndarray]:
-    """Per-point results [M, T] from per-chain statistics [M, T, C, ...]."""
-    f, s = out.split.first, out.split.second
-    n1, n2 = f.count[..., None], s.count[..., None]
-    n = n1 + n2
-    mean = (n1 * f.mean + n2 * s.mean) / n
-    var = (f.m2 + s.m2 + (s.mean - f.mean) ** 2 * n1 * n2 / n) / (n - 1)
-    bad = out.nonfinite | ~np.all(np.isfinite(mean) & np.isfinite(var), axis=-1)
-    res = {}
-
-    def put(name, per_chain):
-        sm = summarise(per_chain, -1, exclude=bad)
-        res[name], res[f"{name}_stderr"] = sm.mean, sm.stderr
-
-    put("energy", mean[..., 0])
-    put("specific_heat", betas[:, :, None] ** 2 * var[..., 0])
-    split_e = obs.SplitMoments(*(obs.Moments(h.count, h.mean[..., 0], h.m2[..., 0]) for h in (f, s)))
-    res["energy_rhat"] = split_rhat_from_moments(split_e, -1)
-    res["energy_ess"] = ess_from_moments(split_e, -1)
-    if spec.has_magnetization:
-        put("abs_magnetization", mean[..., 1])
-        put("magnetization_sq", mean[..., 2])
-        res["binder_cumulant"], res["binder_cumulant_stderr"] = _binder(mean[..., 2], mean[..., 3], ~bad)
-        split_m = obs.SplitMoments(*(obs.Moments(h.count, h.mean[..., 1], h.m2[..., 1]) for h in (f, s)))
-        res["abs_magnetization_rhat"] = split_rhat_from_moments(split_m, -1)
-    res["acceptance"] = summarise(out.acceptance, -1, exclude=bad).mean
-    if adapting:
-        res["step_size"] = summarise(out.step_size, -1, exclude=bad).mean
-    res["nan_chains"] = bad.sum(-1)
-    res["n_divergent"] = out.n_divergent.sum(-1)
-    return res
-
-
-def _ensemble_spec(pt: dict, model) -> tuple[EnsembleSpec, int, int | None]:
-    est, smp = pt["estimator"], pt["sampler"]
-    n_steps = int(est.get("n_steps", 1000))
-    n_warmup = int(est.get("n_warmup", n_steps // 2))
-    options = tuple(sorted((k, v) for k, v in smp.items() if k not in ("kernel", "step_size", "adapt")))
-    kernel = resolve_kernel(model, smp["kernel"])
-    spec = EnsembleSpec(kernel, options, n_steps, n_warmup, bool(smp["adapt"]),
-                        callable(getattr(model, "magnetization", None)))
-    block = est.get("chain_block")
-    return spec, int(est.get("n_chains", 64)), None if block is None else int(block)
+def _reduce(res, spec_adapt: bool) -> dict[str, np.ndarray]:
+    """Per-point results [M, T] from the runner's ``EnsembleResult`` (lanes [M, T, C]): the same estimators as
+    ``thermodynamics`` (mean ± stderr over chains, pooled variance ± jackknife for C, split R-hat, ESS)."""
+    out = {}
+    u, c = res.mean_energy(), res.specific_heat()
+    out["energy"], out["energy_stderr"] = u.mean, u.stderr
+    out["specific_heat"], out["specific_heat_stderr"] = c.mean, c.stderr
+    out["energy_rhat"], out["energy_ess"] = res.rhat("energy"), res.ess("energy")
+    bad = np.asarray(res.nonfinite, bool)
+    if res.magnetization is not None:
+        per_chain = np.asarray(obs.split_moments_total(res.magnetization).mean, np.float64)  # [M, T, C, 4]
+        for name, i in (("abs_magnetization", 1), ("magnetization_sq", 2)):
+            sm = summarise(per_chain[..., i], -1, exclude=bad)
+            out[name], out[f"{name}_stderr"] = sm.mean, sm.stderr
+        out["binder_cumulant"], out["binder_cumulant_stderr"] = _binder(per_chain[..., 2], per_chain[..., 3], ~bad)
+        out["abs_magnetization_rhat"] = res.rhat("magnetization")[..., 1]
+    out["acceptance"] = res.acceptance_rate().mean
+    if spec_adapt:
+        out["step_size"] = np.asarray(res.step_size, np.float64)
+    out["nan_chains"] = bad.sum(-1)
+    out["n_divergent"] = np.asarray(res.n_divergent).sum(-1)
+    return out
 
 
 def run_ensemble_unit(pts: list[list[dict]], m_chunk: int, t_chunk: int, build, mesh) -> dict[str, np.ndarray]:
-    """Run one unit of ``method="ensemble"``.
+    """Run one unit of ``method="ensemble"`` with the one equilibrium runner (``engine.ensemble.run_ensemble``).
+
+    The unit's model variants are stacked on the runner's disorder axis and its points are the temperature
+    slots; each point (m, t) draws its chains from the key fold(fold(key(0), h0), h1) of its parameter hash, so
+    results depend neither on the unit layout nor on the device count.
 
     Args:
         pts: [M_u][T_u] point configs (``sweep.point_config``) of the unit's real points.
@@ -235,26 +124,32 @@ def run_ensemble_unit(pts: list[list[dict]], m_chunk: int, t_chunk: int, build, 
     Returns:
         {variable: [M_u, T_u]} per-point results.
     """
+    from ..ensemble import run_ensemble
+
     M, T = len(pts), len(pts[0])
     mi, ti = _pad(np.arange(M), m_chunk), _pad(np.arange(T), t_chunk)
     stacked, models = _models([pts[m][0] for m in mi], build)
-    spec, n_chains, block = _ensemble_spec(pts[0][0], models[0])
-    n_dev = mesh.devices.size
-    block = block or -(-n_chains // n_dev)  # default: one block per device
+    pt0 = pts[0][0]
+    est, smp = pt0["estimator"], pt0["sampler"]
     row = pts[0]
-    betas = np.array([float(row[t]["sweep"]["beta"]) for t in ti], np.float32)
-    steps = np.array([float(row[t]["sampler"].get("step_size", np.nan)) for t in ti], np.float32)
+    betas = np.array([float(row[t]["sweep"]["beta"]) for t in ti], np.float64)
+    steps = np.array([float(row[t]["sampler"].get("step_size", np.nan)) for t in ti], np.float64)
     pids = np.array([[point_hash(pts[m][t]) for t in ti] for m in mi], np.uint32)
-    args = sharding.replicate((stacked, jnp.asarray(betas), jnp.asarray(steps), jnp.asarray(pids)), mesh)
-    out = ensemble_program(spec, mesh, block)(*args, sharding.chain_indices(n_chains, mesh, block))
-    out = jax.tree.map(lambda a: np.moveaxis(np.asarray(a)[:n_chains], 0, 2)[:M, :T].astype(
-        np.float64 if np.issubdtype(np.asarray(a).dtype, np.floating) else np.asarray(a).dtype), out)
-    adapting = spec.adapt and make_sampler(models[0], spec.kernel, **dict(spec.options)).target_acceptance is not None
-    res = _reduce(out, np.broadcast_to(betas[None, :T].astype(np.float64), (M, T)), spec, adapting)
-    if pts[0][0]["estimator"]["compare_exact"]:
+    keys = jax.vmap(jax.vmap(lambda h: fold(jax.random.key(0), h[0], h[1])))(jnp.asarray(pids))
+    options = {k: v for k, v in smp.items() if k not in ("kernel", "step_size", "adapt")}
+    n_steps = int(est.get("n_steps", 1000))
+    block = est.get("chain_block")
+    res = run_ensemble(stacked, betas, key=keys, n_chains=int(est.get("n_chains", 64)), n_steps=n_steps,
+                       n_warmup=int(est.get("n_warmup", n_steps // 2)), kernel=smp["kernel"], step_size=steps,
+                       adapt=bool(smp["adapt"]), disorder_axis=True, chain_block=None if block is None else int(block),
+                       devices=list(mesh.devices.flat), **options)
+    kernel = resolve_kernel(models[0], smp["kernel"])
+    adapting = bool(smp["adapt"]) and make_sampler(models[0], kernel, **options).target_acceptance is not None
+    out = {k: np.asarray(v)[:M, :T] for k, v in _reduce(res, adapting).items()}
+    if pt0["estimator"]["compare_exact"]:
         ex = np.array([[_exact(models[m], float(betas[t]), "thermo") for t in range(T)] for m in range(M)])
-        res["energy_exact"], res["specific_heat_exact"] = ex[..., 0], ex[..., 1]
-    return res
+        out["energy_exact"], out["specific_heat_exact"] = ex[..., 0], ex[..., 1]
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- looped

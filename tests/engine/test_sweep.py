@@ -156,14 +156,14 @@ def test_catalog_traced_parameters_keep_the_signature():
 
 # ------------------------------------------------------------------------------------------ running
 def test_one_compilation_per_group_and_none_for_new_numbers(tmp_path):
-    before = unit_programs.TRACE_COUNTS["ensemble"]
+    before = unit_programs.TRACE_COUNTS["chunk"]
     ds = sweep.run_sweep(_cfg(), out=tmp_path / "a.nc", progress=False)
-    assert unit_programs.TRACE_COUNTS["ensemble"] - before == 2  # n = 6 and n = 8; 2 units each
+    assert unit_programs.TRACE_COUNTS["chunk"] - before == 2  # n = 6 and n = 8; 2 units each
     # new β values and disorder seeds (traced numbers) with the same shapes: no new compilation
-    mid, compiles = unit_programs.TRACE_COUNTS["ensemble"], _EVENTS[_COMPILE]
+    mid, compiles = unit_programs.TRACE_COUNTS["chunk"], _EVENTS[_COMPILE]
     ds2 = sweep.run_sweep(_cfg(sweep={"beta": [0.2, 0.7, 1.1], "disorder_seed": [7, 9]}), out=tmp_path / "b.nc",
                           progress=True)
-    assert unit_programs.TRACE_COUNTS["ensemble"] == mid
+    assert unit_programs.TRACE_COUNTS["chunk"] == mid
     assert _EVENTS[_COMPILE] == compiles  # nothing at all was compiled again (models, exact references, ...)
     assert not np.allclose(ds.energy.values, ds2.energy.values)
 
@@ -191,7 +191,7 @@ def test_one_compilation_per_group_and_none_for_new_numbers(tmp_path):
     # a finished sweep is loaded, not recomputed
     again = sweep.run_sweep(_cfg(), out=tmp_path / "a.nc", progress=False)
     xr.testing.assert_identical(again, ds)
-    assert unit_programs.TRACE_COUNTS["ensemble"] == mid
+    assert unit_programs.TRACE_COUNTS["chunk"] == mid
 
     # a different config with the same output path is refused unless forced
     with pytest.raises(ValueError, match="different sweep config.*force"):
@@ -201,7 +201,7 @@ def test_one_compilation_per_group_and_none_for_new_numbers(tmp_path):
     # common to both grids are bitwise equal: keys come from each point's own parameters, lanes are independent
     ds3 = sweep.run_sweep(_cfg(sweep={"beta": [1.5, 0.9, 0.4], "disorder_seed": [1, 0]}), out=tmp_path / "a.nc",
                           progress=False, force=True)
-    assert unit_programs.TRACE_COUNTS["ensemble"] == mid
+    assert unit_programs.TRACE_COUNTS["chunk"] == mid
     common = dict(beta=[0.9, 1.5], disorder_seed=[0, 1])
     xr.testing.assert_equal(ds3.sel(common), ds.sel(common))
 

@@ -208,10 +208,8 @@ def _ll_gain_row(name: str, ll0: np.ndarray, ll1: np.ndarray, wall: float, n_v: 
     """Row for 'the log-likelihood increased': per-sample gains, pass when mean gain > 3 stderr."""
     gain = ll1 - ll0
     mean, se = float(gain.mean()), float(gain.std(ddof=1) / math.sqrt(gain.size))
-    row = common.check_row(f"{name} log-likelihood gain per spin (final - initial), pass: z > 3", "exact log p(v)",
-                           mean / n_v, se / n_v, 0.0, tolerance=3.0, wall_s=wall)
-    row["pass"] = bool(math.isfinite(row["z"]) and row["z"] > 3.0)
-    return row
+    return common.check_row(f"{name} log-likelihood gain per spin (final - initial), pass: z > 3", "exact log p(v)",
+                            mean / n_v, se / n_v, 0.0, dof=gain.size - 1, side="exceeds", wall_s=wall)
 
 
 def _mosaic(W: np.ndarray, L: int) -> np.ndarray:
@@ -297,12 +295,12 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     track["neg_entropy"] = ising["neg_entropy"]
 
     rows = [common.check_row(f"Ising {L}x{L} energy per spin at beta_c (training data)", "block_gibbs",
-                             ising["energy"], ising["energy_stderr"], ising["energy_exact"], tolerance=3.0,
+                             ising["energy"], ising["energy_stderr"], ising["energy_exact"],
                              wall_s=ising["wall_s"], rhat=ising["rhat"], n_samples=int(spins.shape[0] *
                                                                                           spins.shape[1]))]
     for i, step in enumerate(track["step"]):
         rows.append(common.check_row(f"log Z at PCD update {int(step)}", "ais", track["log_z_ais"][i],
-                                     track["log_z_ais_stderr"][i], track["log_z_exact"][i], tolerance=3.0,
+                                     track["log_z_ais_stderr"][i], track["log_z_exact"][i],
                                      wall_s=track["ais_wall_s"][i], step=int(step), ess=float(track["ais_ess"][i]),
                                      locality=float(track["locality"][i])))
     n_v = L * L
@@ -314,8 +312,7 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     # Gibbs' inequality: no model's mean log-likelihood on Ising samples exceeds ⟨log p_Ising⟩ = −S (one-sided)
     bound = common.check_row("held-out log-likelihood per spin, final, <= -S/N of the Ising model (pass: z < 3)",
                              "exact log p(v)", track["ll_test"][-1] / n_v, track["ll_test_stderr"][-1] / n_v,
-                             ising["neg_entropy"], tolerance=3.0)
-    bound["pass"] = bool(math.isfinite(bound["z"]) and bound["z"] < 3.0)
+                             ising["neg_entropy"], side="at-most")
     rows.append(bound)
     rows.append(common.measurement_row("receptive-field locality (best block weight fraction), final", "W",
                                        float(track["locality"][-1]), uniform_value=1.0 / cfg["n_hidden"]))

@@ -53,7 +53,9 @@ __all__ = [
     "write_json",
     "new_figure",
     "save_figure",
+    "z_panel",
     "finish",
+    "resolve_size",
 ]
 
 ROW_COLUMNS = ("quantity", "method", "measured", "stderr", "theory", "z", "tolerance", "pass", "wall_s")
@@ -281,6 +283,38 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     return path
+
+
+def z_panel(ax, rows: Sequence[dict], labels: Sequence[str], *, xlabel: str = "z = (measured − theory) / stderr",
+            title: str = "every check", clip: float = 6.0) -> None:
+    """The "every check" strip: each row's z (clipped to ±``clip``; green passes, red fails) over the grey
+    interval ±``tolerance`` in which it passes (``check_row``), one line per row labelled by ``labels``."""
+    y = np.arange(len(rows))
+    zs = np.array([r["z"] for r in rows], float)
+    tol = np.minimum(np.array([r["tolerance"] for r in rows], float), clip + 0.5)
+    ax.hlines(y, -tol, tol, color="0.88", lw=5, zorder=1)
+    ax.scatter(np.clip(zs, -clip, clip), y, c=["tab:green" if r["pass"] else "tab:red" for r in rows], s=16,
+               zorder=3)
+    ax.set_yticks(y, list(labels), fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlim(-clip - 0.5, clip + 0.5)
+    ax.set_xlabel(f"{xlabel}  (pass: inside the grey ±tolerance)")
+    ax.set_title(title)
+
+
+def resolve_size(size: str | None, full: bool, presets: dict, default: str) -> tuple[str, Any]:
+    """The size preset of a figure's ``run(out_dir, *, full, seed, size)``: ``size`` when given, else ``"full"``
+    when ``full``, else ``default``.
+
+    Returns:
+        ``(name, presets[name])``.
+    Raises:
+        ValueError: ``unknown size 'x'; choose one of: ...``.
+    """
+    size = size if size is not None else ("full" if full else default)
+    if size not in presets:
+        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(presets)}")
+    return size, presets[size]
 
 
 def finish(

@@ -187,18 +187,10 @@ def _figure(rows: list[dict], curves: xr.Dataset):
     ax.set_ylabel("Gibbs generalisation error ε_g")
     ax.set_title(f"deep linear nets, T={TEMPERATURE:g}, σ²={SIGMA2:g}")
     ax.legend(fontsize=7)
-    y = np.arange(len(rows))
-    zs = np.array([r["z"] for r in rows], float)
-    az.axvspan(-3, 3, color="0.92")
-    az.scatter(np.clip(zs, -6, 6), y, c=["tab:green" if r["pass"] else "tab:red" for r in rows], s=16)
+    common.z_panel(az, rows, [f"N={r['N']} L={r['L']} [{r['method'].split(' vs ')[1]}]" for r in rows])
     zmc = np.array([r["z_mc"] for r in rows], float)
-    az.scatter(np.clip(zmc, -6, 6), y, marker="x", c="0.4", s=12, label="z (MC stderr only)")
-    az.set_yticks(y, [f"N={r['N']} L={r['L']} [{r['method'].split(' vs ')[1]}]" for r in rows], fontsize=6)
-    az.invert_yaxis()
-    az.set_xlim(-6.5, 6.5)
-    az.set_xlabel("z (pass: |z| < 3)")
+    az.scatter(np.clip(zmc, -6, 6), np.arange(len(rows)), marker="x", c="0.4", s=12, label="z (MC stderr only)")
     az.legend(fontsize=7)
-    az.set_title("every check")
     return fig
 
 
@@ -215,10 +207,7 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     Returns:
         the protocol's result dict (see ``engine.registry``).
     """
-    size = size or ("full" if full else "small")
-    if size not in _SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(_SIZES)}")
-    cfg = _SIZES[size]
+    size, cfg = common.resolve_size(size, full, _SIZES, default="small")
     key = jax.random.key(seed)
     w, X, y = make_data(jax.random.fold_in(key, 0), cfg["n_in"], cfg["n_data"], cfg["n_datasets"])
     tasks = [tb.linear_task(Xd, yd, w) for Xd, yd in zip(X, y)]

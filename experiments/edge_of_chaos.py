@@ -271,19 +271,9 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
         progress: Callable[[str, float], None] | None = None) -> dict:
     """Measure the phase diagram, χ₁ and q* at table points, σ_w²,c at σ_b² = 0.05 and ξ_c; write the outputs.
 
-    Args:
-        out_dir: output folder.
-        full: the paper-size run (``size="full"``).
-        seed: base seed (every measurement uses ``fold_in(key(seed), ·)``).
-        size: ``"tiny"`` | ``"small"`` | ``"full"``; overrides ``full``.
-        progress: optional ``progress(description, fraction_done)``.
-    Returns:
-        the protocol's result dict (``engine.registry``).
+    Arguments and result: ``engine.registry``'s protocol, sizes ``SIZES`` (default ``"small"``); every measurement uses ``fold_in(key(seed), ·)``.
     """
-    size = size or ("full" if full else "small")
-    if size not in _SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(_SIZES)}")
-    cfg = _SIZES[size]
+    size, cfg = common.resolve_size(size, full, _SIZES, default="small")
     base = jax.random.key(seed)
     say = progress or (lambda *_: None)
     N, depth, burn = cfg["width"], cfg["depth"], cfg["burn_in"]

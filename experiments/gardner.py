@@ -352,7 +352,8 @@ def _finite_size_allowance(dev: np.ndarray, sizes) -> np.ndarray:
 
 
 def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
-    from thermodl.engine.api import exact_log_partition, log_partition
+    from thermodl.engine.api import log_partition
+    from thermodl.engine.exact import exact_log_partition_value
 
     nN, nA, D = len(cfg.enum_N), len(cfg.enum_alphas), cfg.enum_disorder
     log_count = np.full((nN, nA, D), np.nan)
@@ -391,7 +392,7 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
                 k = jax.random.fold_in(jax.random.key(seed), 1_000 + 100 * a + d)
                 est = log_partition(m, BETA_MAX, method="ais", key=k, n_chains=cfg.ais_chains,
                                     n_temperatures=cfg.ais_temperatures)
-                exact = exact_log_partition(m, BETA_MAX).value  # float64 enumeration
+                exact = exact_log_partition_value(m, BETA_MAX)[0]  # float64 enumeration
                 solvable = int(m.energy_counts()[npad]) > 0  # E = n_pad: no error on the real patterns
                 ais[a, d] = (est.value + BETA_MAX * npad, est.stderr, exact + BETA_MAX * npad, float(solvable))
                 n_unreliable += bool(est.diagnostics.get("unreliable", False))
@@ -468,18 +469,8 @@ def _figure(cfg: _Size, ds: xr.Dataset, curves: dict):
 
 def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = None,
         progress: Callable[[str, float], None] | None = None) -> dict:
-    """Run the three panels into ``out_dir`` (see the module docstring).
-
-    Args:
-        out_dir: output folder. full: paper size. seed: derives every key. size: ``"tiny"``, ``"quick"`` or
-            ``"full"`` (overrides ``full``). progress: optional ``progress(description, fraction)``.
-    Returns:
-        the result dict of ``common.finish``.
-    """
-    size = size if size is not None else ("full" if full else "quick")
-    if size not in _SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(_SIZES)}")
-    cfg = _SIZES[size]
+    """Run the three panels into ``out_dir`` (module docstring): ``engine.registry``'s protocol, sizes ``SIZES``."""
+    size, cfg = common.resolve_size(size, full, _SIZES, default="quick")
     seed = int(seed)
     say = progress or (lambda *_: None)
     say("(i) Cover: LP separability", 0.0)

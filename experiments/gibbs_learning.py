@@ -292,18 +292,9 @@ def _figure(cfg: _Size, ds: xr.Dataset):
 
 def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = None,
         progress: Callable[[str, float], None] | None = None) -> dict:
-    """Run both panels into ``out_dir`` (see the module docstring).
-
-    Args:
-        out_dir: output folder. full: paper size. seed: derives every key. size: ``"tiny"``, ``"quick"`` or
-            ``"full"`` (overrides ``full``). progress: optional ``progress(description, fraction)``.
-    Returns:
-        the result dict of ``common.finish``.
-    """
-    size = size if size is not None else ("full" if full else "quick")
-    if size not in _SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(_SIZES)}")
-    cfg, seed = _SIZES[size], int(seed)
+    """Run both panels into ``out_dir`` (module docstring): ``engine.registry``'s protocol, sizes ``SIZES``."""
+    size, cfg = common.resolve_size(size, full, _SIZES, default="quick")
+    seed = int(seed)
     say = progress or (lambda *_: None)
     sph, rows_s = _spherical_panel(cfg, seed, lambda f: say("(i) spherical", 0.6 * f))
     binary, rows_b = _binary_panel(cfg, seed, lambda f: say("(ii) binary", 0.6 + 0.4 * f))

@@ -329,19 +329,9 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     """Gate error vs λ, minimal shallow widths vs 2ⁿ with trained and hand-built deep trees, log Z of shallow vs
     deep; writes the table, netCDF and figure.
 
-    Args:
-        out_dir: output folder.
-        full: the paper-size run (``size="full"``).
-        seed: base seed (every part uses ``fold_in(key(seed), ·)``).
-        size: ``"tiny"`` | ``"small"`` | ``"full"``; overrides ``full``.
-        progress: optional ``progress(description, fraction_done)``.
-    Returns:
-        the protocol's result dict (``engine.registry``).
+    Arguments and result: ``engine.registry``'s protocol, sizes ``SIZES`` (default ``"small"``); every part uses ``fold_in(key(seed), ·)``.
     """
-    size = size or ("full" if full else "small")
-    if size not in _SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(_SIZES)}")
-    cfg = _SIZES[size]
+    size, cfg = common.resolve_size(size, full, _SIZES, default="small")
     base = jax.random.key(seed)
     say = progress or (lambda *_: None)
     rows: list[dict] = []

@@ -273,19 +273,8 @@ def _dataset(sizes, res, ladder, walls) -> xr.Dataset:
 # ------------------------------------------------------------------------------------------------ entry point
 def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = None,
         progress: Callable[[str, float], None] | None = None) -> dict:
-    """Run the SK figure into ``out_dir`` (see the module docstring).
-
-    Args:
-        out_dir: output folder (exists, empty). full: paper size (``size="full"``). seed: derives every key.
-        size: ``"tiny"``, ``"quick"`` or ``"full"``; overrides ``full``.
-        progress: optional ``progress(description, fraction)``.
-    Returns:
-        the result dict of ``common.finish`` (rows, figure, tables, netCDF path).
-    """
-    size = size if size is not None else ("full" if full else "quick")
-    if size not in _SIZES:
-        raise ValueError(f"size must be one of {', '.join(_SIZES)}, got {size!r}")
-    cfg = _SIZES[size]
+    """Run the SK figure into ``out_dir`` (module docstring): ``engine.registry``'s protocol, sizes ``SIZES``."""
+    size, cfg = common.resolve_size(size, full, _SIZES, default="quick")
     ladder = np.linspace(BETA_MIN, BETA_MAX, cfg.n_replicas)
     for t in T_PARAMAGNET + T_OVERLAP:
         if not np.any(np.isclose(ladder, 1.0 / t)):

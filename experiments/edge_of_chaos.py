@@ -20,14 +20,15 @@ weight ensemble (``models.weights.weight_ensemble``) whose β = 0 ensemble — t
   (a lower cut biases ξ̂ up: the last layers kept are selected for upward noise); stderr by bootstrap over
   networks.
 
-Tolerances: the one rule of ``common.check_row``, |measured − theory| < 3·stderr + allowance (the allowance a
-bound added linearly; until the redesign it entered in quadrature as a 1σ term, 3·√(stderr² + allowance²), which
-let a deviation up to 3× the allowance pass). The allowance is computed, never tuned: for χ₁ and q* the leading finite-width 1/N correction (``theory_meanfield.finite_width_correction``)
-plus the finite-depth offset of the mean-field trajectory over the measured layers; for σ_w²,c the same
-shifts divided by the slope, plus the bias of the linear fit applied to the exact χ₁ on the same scan; for ξ_c
-the bias of the identical fit applied to the infinite-width mean-field Δ^l. Finite-width corrections to ξ_c
-are not modelled; in the chaotic phase the O(1/√N) network-to-network fluctuations of c^l feed back through the
-curvature of the correlation map and, at N = 128, make ξ̂_c come out ~10–20 % high (about one stderr).
+Tolerances: the one rule of ``common.check_row``, |measured − theory| < 3·stderr + allowance (the allowance a bound
+added linearly; until the redesign it entered in quadrature as a 1σ term, 3·√(stderr² + allowance²), which let a
+deviation up to 3× the allowance pass). The allowance is computed, never tuned: for χ₁ and q* the leading
+finite-width 1/N correction (``theory_meanfield.finite_width_correction``) plus the finite-depth offset of the
+mean-field trajectory over the measured layers; for σ_w²,c the same shifts divided by the slope, plus the bias of
+the linear fit applied to the exact χ₁ on the same scan; for ξ_c the bias of the identical fit applied to the
+infinite-width mean-field Δ^l. Finite-width corrections to ξ_c are not modelled; in the chaotic phase the O(1/√N)
+network-to-network fluctuations of c^l feed back through the curvature of the correlation map and, at N = 128, make
+ξ̂_c come out ~10–20 % high (about one stderr).
 ξ_c rows are made, by design, only where the theory ξ_c ≤ depth/6, so the fit window spans several ξ_c.
 
 Sizes: ``tiny`` (tests, seconds), ``small`` (default: N = 128, ~2 CPU-minutes), ``full`` (``--full``: N = 512,
@@ -271,7 +272,8 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
         progress: Callable[[str, float], None] | None = None) -> dict:
     """Measure the phase diagram, χ₁ and q* at table points, σ_w²,c at σ_b² = 0.05 and ξ_c; write the outputs.
 
-    Arguments and result: ``engine.registry``'s protocol, sizes ``SIZES`` (default ``"small"``); every measurement uses ``fold_in(key(seed), ·)``.
+    Arguments and result: ``engine.registry``'s protocol, sizes ``SIZES`` (default ``"small"``); every
+    measurement uses ``fold_in(key(seed), ·)``.
     """
     size, cfg = common.resolve_size(size, full, _SIZES, default="small")
     base = jax.random.key(seed)

@@ -22,12 +22,12 @@ Three panels, κ = 0 throughout, α = P/N with P = round(αN) (theory is always 
     (W. Krauth & M. Mézard, J. Phys. France 50, 3057 (1989)). Where some samples have no solution, the finite-N
     entropy is averaged over the solvable ones and P(SAT) is shown; such α get no RS verdict.
 
-Tolerances (``common.check_row``): |measured − theory| < t·stderr + allowance, t the two-sided 0.27 % Student-t quantile of
-the stderr's degrees of freedom ("3σ"). Cover and AIS-vs-enumeration rows: no allowance (exact theory, same
-samples). Finite-N vs RS rows (ii, iii) compare the largest N with the N → ∞ theory, with allowance = the
-leading finite-size correction at N_max estimated from the smallest N, assuming δ(N) = c/N for the deviation
-δ = measured − RS: allowance = |δ(N_max) − δ(N_min)| · N_min/(N_max − N_min) (= |c|/N_max; stated before looking
-at the data; the noise of δ(N_min) inflates it, which is conservative).
+Tolerances (``common.check_row``): |measured − theory| < t·stderr + allowance, t the two-sided 0.27 % Student-t
+quantile of the stderr's degrees of freedom ("3σ"). Cover and AIS-vs-enumeration rows: no allowance (exact theory,
+same samples). Finite-N vs RS rows (ii, iii) compare the largest N with the N → ∞ theory, with allowance = the
+leading finite-size correction at N_max estimated from the smallest N, assuming δ(N) = c/N for the deviation δ =
+measured − RS: allowance = |δ(N_max) − δ(N_min)| · N_min/(N_max − N_min) (= |c|/N_max; stated before looking at the
+data; the noise of δ(N_min) inflates it, which is conservative).
 
 Sizes: ``tiny`` (tests, seconds), ``quick`` (default, a few CPU-minutes), ``full`` (``--full``, larger N, GPU).
 """

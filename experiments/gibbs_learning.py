@@ -248,7 +248,8 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
                                      exact[a].mean(), dof=DE - 1, wall_s=sw["s"],
                                      theory_source="exact enumeration, same samples"))
     rows.append(common.check_row("binary RS first-order transition alpha_c", "RS solver", alpha_c, 0.0005, 1.245,
-                                 dof=math.inf, theory_source="Gyorgyi 1990; Sompolinsky, Tishby & Seung 1990 (3 digits)"))
+                                 dof=math.inf,
+                                 theory_source="Gyorgyi 1990; Sompolinsky, Tishby & Seung 1990 (3 digits)"))
     rows.append(common.check_row("binary RS spinodal alpha_sp", "RS solver", alpha_sp, 0.0005, 1.493, dof=math.inf,
                                  theory_source="Zdeborova & Krzakala 2016, algorithmic threshold (3 digits)"))
     data = {"bin_gen_error": (("bin_N", "bin_alpha", "bin_disorder"), eps),

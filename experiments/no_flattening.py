@@ -329,7 +329,8 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     """Gate error vs λ, minimal shallow widths vs 2ⁿ with trained and hand-built deep trees, log Z of shallow vs
     deep; writes the table, netCDF and figure.
 
-    Arguments and result: ``engine.registry``'s protocol, sizes ``SIZES`` (default ``"small"``); every part uses ``fold_in(key(seed), ·)``.
+    Arguments and result: ``engine.registry``'s protocol, sizes ``SIZES`` (default ``"small"``); every part
+    uses ``fold_in(key(seed), ·)``.
     """
     size, cfg = common.resolve_size(size, full, _SIZES, default="small")
     base = jax.random.key(seed)

@@ -118,7 +118,7 @@ class BayesianLinear:
 
     @property
     def dim(self) -> int:
-        return self.X.shape[-1] + int(self.bias)  # last axes, so a stacked (disorder-axis) model reports d and P
+        return self.X.shape[-1] + int(self.bias)  # last axes: a stacked (disorder-axis) model reports d and P
 
     @property
     def design(self) -> jax.Array:

@@ -191,10 +191,7 @@ def _diff_row(quantity: str, a: np.ndarray, b: np.ndarray, wall: float, other: s
 
 def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = None, progress=None) -> dict:
     """Run the benchmark; writes ``results.{md,csv,nc,png}`` and ``bench_hmc.json`` into ``out_dir``."""
-    size = size or ("full" if full else "small")
-    if size not in CONFIGS:
-        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(CONFIGS)}")
-    cfg = CONFIGS[size]
+    size, cfg = common.resolve_size(size, full, CONFIGS, default="small")
     model, w0 = make_target(cfg, seed)
     work = cfg["n_chains"] * cfg["n_steps"] * cfg["n_leapfrog"]
     impls = {"thermodl": thermodl_runner(model, cfg)}

@@ -10,6 +10,10 @@ dict the registry expects:
     ...
     return finish(out_dir, rows, figure=fig, data=dataset)
 
+Every check in every figure passes or fails by one rule, ``check_row``: |measured − theory| < t·stderr +
+allowance, t the two-sided 99.73 % Student-t quantile for the degrees of freedom of the stderr (``t_quantile``:
+3.0 for a known or unknown number of degrees of freedom), allowance a systematic bound stated in advance.
+
 Figures use matplotlib's object API (``matplotlib.figure.Figure`` + the Agg canvas), never pyplot's global
 state, so experiments can run in threads and headless.
 """
@@ -31,11 +35,14 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from scipy import stats
 
 from thermodl.engine.io import atomic_output, atomic_write_text, jsonable, write_netcdf
 
 __all__ = [
     "ROW_COLUMNS",
+    "FALSE_ALARM",
+    "t_quantile",
     "check_row",
     "measurement_row",
     "stopwatch",
@@ -46,12 +53,32 @@ __all__ = [
     "write_json",
     "new_figure",
     "save_figure",
+    "z_panel",
     "finish",
+    "resolve_size",
 ]
 
 ROW_COLUMNS = ("quantity", "method", "measured", "stderr", "theory", "z", "tolerance", "pass", "wall_s")
-"""The standard table columns. ``tolerance`` is the |z| bound each check must meet (z = (measured − theory) /
-stderr), ``pass`` whether it does, ``wall_s`` the wall time of that measurement in seconds."""
+"""The standard table columns. ``tolerance`` is the z bound each check must meet (z = (measured − theory) /
+stderr; see ``check_row``), ``pass`` whether it does, ``wall_s`` the wall time of that measurement in seconds."""
+
+FALSE_ALARM = 0.0027
+"""Two-sided false-alarm probability of every check (confidence 99.73 %: "3σ" for a normal error)."""
+
+SIDES = ("two-sided", "at-most", "exceeds")
+
+
+def t_quantile(dof: float | None = None) -> float:
+    """The two-sided ``1 − FALSE_ALARM`` quantile of Student's t with ``dof`` degrees of freedom.
+
+    ``dof = inf`` (an error bar known exactly, e.g. a binomial error under the hypothesis) gives the normal
+    quantile 2.99997 ("3σ"). The one fallback: ``dof`` unknown (``None``, NaN) or < 1 (no spread estimate) is
+    treated as ``inf``, i.e. the error bar is taken at face value; such a row states ``dof = nan`` in its table.
+    """
+    if dof is None or not (dof >= 1):  # None, NaN, < 1
+        dof = math.inf
+    q = 1.0 - FALSE_ALARM / 2.0
+    return float(stats.norm.ppf(q)) if math.isinf(dof) else float(stats.t.ppf(q, dof))
 
 
 def _z_score(measured: float, stderr: float, theory: float) -> float:
@@ -72,17 +99,56 @@ def check_row(
     stderr: float,
     theory: float,
     *,
-    tolerance: float = 3.0,
+    dof: float | None = None,
+    allowance: float = 0.0,
+    side: str = "two-sided",
     wall_s: float = math.nan,
     **extra: Any,
 ) -> dict[str, Any]:
-    """One table row comparing a measurement with theory: z = (measured − theory)/stderr, pass = |z| < tolerance.
+    """One table row comparing a measurement with theory by THE pass/fail rule of every thermodl figure.
 
-    A non-finite measurement or standard error never passes (NaN z). Extra keyword columns are kept (e.g.
-    ``beta=0.44, L=16, ess=...``).
+    With Δ = measured − theory, t = ``t_quantile(dof)`` and the bound B = t·stderr + allowance:
+
+    * ``side="two-sided"`` (default; "measured agrees with theory"): pass iff |Δ| < B (or Δ = 0);
+    * ``side="at-most"`` (a one-sided bound, "measured does not exceed theory"): pass iff Δ < B;
+    * ``side="exceeds"`` ("measured is significantly above theory"): pass iff Δ > B.
+
+    ``allowance`` ≥ 0 is a systematic bound stated before looking at the data (a finite-size term, the next
+    order of an expansion, the rounding of a published number); it adds to the statistical bound linearly.
+    The row reports z = Δ/stderr and ``tolerance`` = t + allowance/stderr, so |z| < tolerance (two-sided) is
+    the same test (stderr = 0: tolerance = t when allowance = 0, else inf, and Δ is compared with B directly).
+    A non-finite measurement, theory or standard error, or a negative one, never passes.
+
+    Args:
+        quantity, method: what was measured and how.
+        measured, stderr, theory: the numbers.
+        dof: degrees of freedom of ``stderr`` (``None``: unknown, see ``t_quantile``).
+        allowance: the systematic bound (same units as ``measured``).
+        side: one of ``SIDES``.
+        wall_s: wall time of the measurement in seconds.
+        extra: more columns (e.g. ``beta=0.44, L=16, ess=...``).
+    Returns:
+        the row dict: the ``ROW_COLUMNS`` plus ``allowance``, ``dof`` and ``extra``.
     """
-    measured, stderr, theory = float(measured), float(stderr), float(theory)
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+    measured, stderr, theory, allowance = float(measured), float(stderr), float(theory), float(allowance)
+    if not (allowance >= 0 and math.isfinite(allowance)):
+        raise ValueError(f"allowance must be finite and >= 0, got {allowance!r}")
+    t = t_quantile(dof)
     z = _z_score(measured, stderr, theory)
+    ok = all(math.isfinite(v) for v in (measured, stderr, theory)) and stderr >= 0
+    diff, bound = measured - theory, t * stderr + allowance
+    if side == "two-sided":
+        passed = ok and (abs(diff) < bound or diff == 0)  # diff == 0 passes even with a zero bound
+    elif side == "at-most":
+        passed = ok and (diff < bound or diff == 0)
+    else:
+        passed = ok and diff > bound
+    if stderr > 0:
+        tolerance = t + allowance / stderr
+    else:
+        tolerance = t if allowance == 0 else math.inf
     row = {
         "quantity": quantity,
         "method": method,
@@ -91,9 +157,13 @@ def check_row(
         "theory": theory,
         "z": z,
         "tolerance": float(tolerance),
-        "pass": bool(math.isfinite(z) and abs(z) < tolerance),
+        "pass": bool(passed),
         "wall_s": float(wall_s),
+        "allowance": allowance,
+        "dof": math.nan if dof is None else float(dof),
     }
+    if side != "two-sided":
+        row["side"] = side
     row.update(extra)
     return row
 
@@ -213,6 +283,38 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     return path
+
+
+def z_panel(ax, rows: Sequence[dict], labels: Sequence[str], *, xlabel: str = "z = (measured − theory) / stderr",
+            title: str = "every check", clip: float = 6.0) -> None:
+    """The "every check" strip: each row's z (clipped to ±``clip``; green passes, red fails) over the grey
+    interval ±``tolerance`` in which it passes (``check_row``), one line per row labelled by ``labels``."""
+    y = np.arange(len(rows))
+    zs = np.array([r["z"] for r in rows], float)
+    tol = np.minimum(np.array([r["tolerance"] for r in rows], float), clip + 0.5)
+    ax.hlines(y, -tol, tol, color="0.88", lw=5, zorder=1)
+    ax.scatter(np.clip(zs, -clip, clip), y, c=["tab:green" if r["pass"] else "tab:red" for r in rows], s=16,
+               zorder=3)
+    ax.set_yticks(y, list(labels), fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlim(-clip - 0.5, clip + 0.5)
+    ax.set_xlabel(f"{xlabel}  (pass: inside the grey ±tolerance)")
+    ax.set_title(title)
+
+
+def resolve_size(size: str | None, full: bool, presets: dict, default: str) -> tuple[str, Any]:
+    """The size preset of a figure's ``run(out_dir, *, full, seed, size)``: ``size`` when given, else ``"full"``
+    when ``full``, else ``default``.
+
+    Returns:
+        ``(name, presets[name])``.
+    Raises:
+        ValueError: ``unknown size 'x'; choose one of: ...``.
+    """
+    size = size if size is not None else ("full" if full else default)
+    if size not in presets:
+        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(presets)}")
+    return size, presets[size]
 
 
 def finish(

@@ -22,12 +22,12 @@ Three panels, κ = 0 throughout, α = P/N with P = round(αN) (theory is always 
     (W. Krauth & M. Mézard, J. Phys. France 50, 3057 (1989)). Where some samples have no solution, the finite-N
     entropy is averaged over the solvable ones and P(SAT) is shown; such α get no RS verdict.
 
-Tolerances (``_check``): |measured − theory| < t·stderr + allowance, t the two-sided 0.27 % Student-t quantile of
-the stderr's degrees of freedom ("3σ"). Cover and AIS-vs-enumeration rows: no allowance (exact theory, same
-samples). Finite-N vs RS rows (ii, iii) compare the largest N with the N → ∞ theory, with allowance = the
-leading finite-size correction at N_max estimated from the smallest N, assuming δ(N) = c/N for the deviation
-δ = measured − RS: allowance = |δ(N_max) − δ(N_min)| · N_min/(N_max − N_min) (= |c|/N_max; stated before looking
-at the data; the noise of δ(N_min) inflates it, which is conservative).
+Tolerances (``common.check_row``): |measured − theory| < t·stderr + allowance, t the two-sided 0.27 % Student-t
+quantile of the stderr's degrees of freedom ("3σ"). Cover and AIS-vs-enumeration rows: no allowance (exact theory,
+same samples). Finite-N vs RS rows (ii, iii) compare the largest N with the N → ∞ theory, with allowance = the
+leading finite-size correction at N_max estimated from the smallest N, assuming δ(N) = c/N for the deviation δ =
+measured − RS: allowance = |δ(N_max) − δ(N_min)| · N_min/(N_max − N_min) (= |c|/N_max; stated before looking at the
+data; the noise of δ(N_min) inflates it, which is conservative).
 
 Sizes: ``tiny`` (tests, seconds), ``quick`` (default, a few CPU-minutes), ``full`` (``--full``, larger N, GPU).
 """
@@ -43,21 +43,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from scipy import optimize, stats
+from scipy import optimize
 
 from thermodl.engine.ensemble import run_ensemble
 from thermodl.engine.ti import ti_integrate
 from thermodl.experiments import common
 from thermodl.experiments import theory_perceptron as theory
 from thermodl.models.base import stack_models
-from thermodl.models.perceptron import BinaryPerceptron, SphericalPerceptron, _validated_pytree
+from thermodl.models.perceptron import BinaryPerceptron, SphericalPerceptron
 
 NAME = "gardner"
 DESCRIPTION = ("Perceptron storage capacity: Cover's separability, Gardner's RS version-space volume (engine "
                "log Z at beta=20) and the binary perceptron's entropy (AIS, enumeration, Krauth-Mezard RS)")
 
 BETA_MAX = 20.0  # "zero temperature": the weight of a one-error state is e^{-20} ≈ 2e-9
-_P_FALSE = 0.0027  # two-sided false-alarm rate of every check ("3σ")
 
 
 class _Size(NamedTuple):
@@ -95,35 +94,10 @@ SIZES = tuple(_SIZES)
 
 
 # ----------------------------------------------------------------------------------------------------- rows
-def _t_quantile(dof: float) -> float:
-    return float(stats.t.ppf(1.0 - _P_FALSE / 2.0, dof)) if dof >= 1 and math.isfinite(dof) else 3.0
-
-
-def _check(quantity: str, method: str, measured: float, stderr: float, theory_value: float, *, dof: float,
-           allowance: float = 0.0, **extra) -> dict:
-    """``common.check_row`` with |measured − theory| < t_dof·stderr + allowance (as |z| < t + allowance/stderr)."""
-    tol = _t_quantile(dof) + (allowance / stderr if stderr > 0 else 0.0)
-    return common.check_row(quantity, method, measured, stderr, theory_value, tolerance=tol,
-                            allowance=float(allowance), dof=float(dof), **extra)
-
-
 def _mean_se(x) -> tuple[float, float, int]:
     x = np.asarray(x, np.float64)
     x = x[np.isfinite(x)]
     return float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else math.nan, int(x.size)
-
-
-# ------------------------------------------------------------------------------------ stacked perceptrons
-# models.perceptron reads dim from X.shape[1], which is P for a stack (leaves [D, P, N]); engine.ensemble checks
-# initial positions against the stack's dim. These subclasses read the last axis (identical for one model).
-@_validated_pytree("X", "y", "kappa")
-class _SphericalStack(SphericalPerceptron):
-    dim = property(lambda self: self.X.shape[-1])
-
-
-@_validated_pytree("X", "y", "kappa")
-class _BinaryStack(BinaryPerceptron):
-    dim = property(lambda self: self.X.shape[-1])
 
 
 def pad_patterns(X, y, n_rows: int):
@@ -301,7 +275,7 @@ def _cover_panel(cfg: _Size, seed: int) -> tuple[dict, list]:
                     rows.append(common.measurement_row(q, "LP", frac[i, j, a], wall_s=sw["s"], theory=p,
                                                        note="±1 patterns not in general position: no verdict"))
                 else:
-                    rows.append(_check(q, "LP", frac[i, j, a], se, p, dof=math.inf, wall_s=sw["s"]))
+                    rows.append(common.check_row(q, "LP", frac[i, j, a], se, p, dof=math.inf, wall_s=sw["s"]))
     data = {"cover_fraction": (("patterns", "cover_N", "cover_alpha"), frac),
             "cover_theory": (("patterns", "cover_N", "cover_alpha"), theo)}
     return data, rows
@@ -319,7 +293,7 @@ def _volume_samples(cfg: _Size, N: int, seed: int, progress) -> tuple[np.ndarray
     for i, P in enumerate(P_all):
         for d in range(D):
             X, y, npad = pad_patterns(X_all[i, d, :P], y_all[i, d, :P], P_max)
-            models.append(_SphericalStack(X, y))
+            models.append(SphericalPerceptron(X, y))
             n_pad.append(npad)
             P_of.append(P)
     n_pad, P_of = np.asarray(n_pad, np.float64), np.asarray(P_of, np.float64)
@@ -352,10 +326,10 @@ def _volume_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
     rows = []
     for a, alpha in enumerate(cfg.volume_alphas):
         N = cfg.volume_N[-1]
-        rows.append(_check(f"(1/N) ln V, N={N} alpha={alpha:g}", "engine PA+TI beta=20", mean[-1, a], se[-1, a],
-                           rs[-1, a], dof=cfg.volume_disorder - 1, allowance=allow[a],
-                           wall_s=walls[-1], N_min=cfg.volume_N[0], measured_N_min=mean[0, a],
-                           mean_U_beta_max=u_max[-1, a]))
+        rows.append(common.check_row(f"(1/N) ln V, N={N} alpha={alpha:g}", "engine PA+TI beta=20", mean[-1, a],
+                                     se[-1, a], rs[-1, a], dof=cfg.volume_disorder - 1, allowance=allow[a],
+                                     wall_s=walls[-1], N_min=cfg.volume_N[0], measured_N_min=mean[0, a],
+                                     mean_U_beta_max=u_max[-1, a]))
     data = {"volume_log_v": (("volume_N", "volume_alpha", "volume_disorder"), samples),
             "volume_mean": (("volume_N", "volume_alpha"), mean), "volume_stderr": (("volume_N", "volume_alpha"), se),
             "volume_rs": (("volume_N", "volume_alpha"), rs), "volume_wall_s": (("volume_N",), walls)}
@@ -378,7 +352,8 @@ def _finite_size_allowance(dev: np.ndarray, sizes) -> np.ndarray:
 
 
 def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
-    from thermodl.engine.api import exact_log_partition, log_partition
+    from thermodl.engine.api import log_partition
+    from thermodl.engine.exact import exact_log_partition_value
 
     nN, nA, D = len(cfg.enum_N), len(cfg.enum_alphas), cfg.enum_disorder
     log_count = np.full((nN, nA, D), np.nan)
@@ -386,7 +361,7 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
         P_max = max(int(round(a * N)) for a in cfg.enum_alphas)
         for a, alpha in enumerate(cfg.enum_alphas):
             probs = _binary_problems(_rng(seed, 3, N, a), N, int(round(alpha * N)), D, P_max)
-            counts = np.asarray(_energy_counts(stack_models([_BinaryStack(X, y) for X, y, _ in probs])))
+            counts = np.asarray(_energy_counts(stack_models([BinaryPerceptron(X, y) for X, y, _ in probs])))
             n_sol = counts[np.arange(D), [npad for _, _, npad in probs]].astype(np.float64)
             log_count[j, a] = np.where(n_sol > 0, np.log(np.maximum(n_sol, 1.0)), -np.inf)
         progress(0.6 * (j + 1) / nN)
@@ -401,9 +376,9 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
     for a, alpha in enumerate(cfg.enum_alphas):
         if not (sat[0, a].all() and sat[-1, a].all()):
             continue  # some sample has no solution: E ln #solutions = −∞, no RS verdict
-        rows.append(_check(f"binary (1/N) ln #solutions, N={cfg.enum_N[-1]} alpha={alpha:g}", "enumeration",
-                           s_mean[-1, a], s_se[-1, a], rs[-1, a], dof=D - 1, allowance=allow[a],
-                           N_min=cfg.enum_N[0], measured_N_min=s_mean[0, a]))
+        rows.append(common.check_row(f"binary (1/N) ln #solutions, N={cfg.enum_N[-1]} alpha={alpha:g}", "enumeration",
+                                     s_mean[-1, a], s_se[-1, a], rs[-1, a], dof=D - 1, allowance=allow[a],
+                                     N_min=cfg.enum_N[0], measured_N_min=s_mean[0, a]))
     # the engine: AIS log Z(β = 20) vs the exact log Z(20) of the same samples
     N = cfg.ais_N
     P_max = max(int(round(a * N)) for a in cfg.ais_alphas)
@@ -417,18 +392,19 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
                 k = jax.random.fold_in(jax.random.key(seed), 1_000 + 100 * a + d)
                 est = log_partition(m, BETA_MAX, method="ais", key=k, n_chains=cfg.ais_chains,
                                     n_temperatures=cfg.ais_temperatures)
-                exact = exact_log_partition(m, BETA_MAX).value  # float64 enumeration
+                exact = exact_log_partition_value(m, BETA_MAX)[0]  # float64 enumeration
                 solvable = int(m.energy_counts()[npad]) > 0  # E = n_pad: no error on the real patterns
                 ais[a, d] = (est.value + BETA_MAX * npad, est.stderr, exact + BETA_MAX * npad, float(solvable))
                 n_unreliable += bool(est.diagnostics.get("unreliable", False))
         progress(0.6 + 0.4 * (a + 1) / len(cfg.ais_alphas))
-        rows.append(_check(f"binary N={N} alpha={round(alpha * N) / N:.4g}: mean log Z(beta=20)/N", "engine AIS",
-                           ais[a, :, 0].mean() / N, math.sqrt(np.sum(ais[a, :, 1] ** 2)) / cfg.ais_disorder / N,
-                           ais[a, :, 2].mean() / N, dof=cfg.ais_chains - 1, wall_s=sw["s"],
-                           n_ais_unreliable=n_unreliable, theory_source="exact enumeration, same samples"))
+        rows.append(common.check_row(f"binary N={N} alpha={round(alpha * N) / N:.4g}: mean log Z(beta=20)/N",
+                                     "engine AIS", ais[a, :, 0].mean() / N,
+                                     math.sqrt(np.sum(ais[a, :, 1] ** 2)) / cfg.ais_disorder / N,
+                                     ais[a, :, 2].mean() / N, dof=cfg.ais_chains - 1, wall_s=sw["s"],
+                                     n_ais_unreliable=n_unreliable, theory_source="exact enumeration, same samples"))
     alpha_zero = theory.binary_zero_entropy_alpha()
-    rows.append(_check("alpha where the binary RS entropy vanishes", "RS solver", alpha_zero, 0.0005, 0.833,
-                       dof=math.inf, theory_source="Krauth & Mezard 1989 (3 digits: stderr = half a unit)"))
+    rows.append(common.check_row("alpha where the binary RS entropy vanishes", "RS solver", alpha_zero, 0.0005, 0.833,
+                                 dof=math.inf, theory_source="Krauth & Mezard 1989 (3 digits: stderr = half a unit)"))
     data = {"enum_log_count": (("enum_N", "enum_alpha", "enum_disorder"), log_count),
             "enum_entropy": (("enum_N", "enum_alpha"), s_mean), "enum_entropy_stderr": (("enum_N", "enum_alpha"), s_se),
             "enum_sat_fraction": (("enum_N", "enum_alpha"), sat.mean(-1)),
@@ -493,18 +469,8 @@ def _figure(cfg: _Size, ds: xr.Dataset, curves: dict):
 
 def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = None,
         progress: Callable[[str, float], None] | None = None) -> dict:
-    """Run the three panels into ``out_dir`` (see the module docstring).
-
-    Args:
-        out_dir: output folder. full: paper size. seed: derives every key. size: ``"tiny"``, ``"quick"`` or
-            ``"full"`` (overrides ``full``). progress: optional ``progress(description, fraction)``.
-    Returns:
-        the result dict of ``common.finish``.
-    """
-    size = size if size is not None else ("full" if full else "quick")
-    if size not in _SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(_SIZES)}")
-    cfg = _SIZES[size]
+    """Run the three panels into ``out_dir`` (module docstring): ``engine.registry``'s protocol, sizes ``SIZES``."""
+    size, cfg = common.resolve_size(size, full, _SIZES, default="quick")
     seed = int(seed)
     say = progress or (lambda *_: None)
     say("(i) Cover: LP separability", 0.0)

@@ -20,7 +20,7 @@ normalised teacher–student overlap. Data from ``models.data.teacher_student`` 
     Gibbs ε of each sample at N = 11…19; the engine (heat-bath population annealing to β = 20, ``BinaryPerceptron``)
     is checked against that exact ε sample by sample.
 
-Tolerances as in ``experiments.gardner`` (|measured − theory| < t·stderr + allowance, t the 0.27 % two-sided
+Tolerances: ``common.check_row`` (|measured − theory| < t·stderr + allowance, t the 0.27 % two-sided
 Student-t quantile): engine-vs-enumeration rows compare the same samples (paired differences, no allowance);
 finite-N-vs-RS rows allow the leading c/N correction at N_max estimated from N_min. Binary rows within 0.3 of α_c
 get no RS verdict (a first-order jump is rounded over a window ∝ 1/N, not corrected by a 1/N term); there the
@@ -43,9 +43,6 @@ import xarray as xr
 from thermodl.experiments import common
 from thermodl.experiments import theory_perceptron as theory
 from thermodl.experiments.gardner import (
-    _BinaryStack,
-    _SphericalStack,
-    _check,
     _finite_size_allowance,
     anneal,
     pad_patterns,
@@ -53,6 +50,7 @@ from thermodl.experiments.gardner import (
 )
 from thermodl.models.base import enumerate_states, stack_models
 from thermodl.models.data import teacher_student
+from thermodl.models.perceptron import BinaryPerceptron, SphericalPerceptron
 
 NAME = "gibbs-learning"
 DESCRIPTION = ("Teacher-student Gibbs learning: spherical (engine PA sampling vs Gyorgyi-Tishby RS, 0.625/alpha) "
@@ -146,7 +144,7 @@ def _spherical_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
     walls = np.zeros(nN)
     for j, N in enumerate(cfg.sph_N):
         X, y, n_pad, P = _problems(seed, 0, "spherical", N, cfg.sph_alphas, D)
-        models = stack_models([_SphericalStack(X[s], y[s]) for s in range(len(X))])
+        models = stack_models([SphericalPerceptron(X[s], y[s]) for s in range(len(X))])
         with common.stopwatch() as sw:
             res = anneal(models, zero_temperature_grid(cfg.sph_stages), P / 2.0 + n_pad,
                          key=jax.random.fold_in(jax.random.key(seed), N), n_chains=cfg.sph_chains,
@@ -160,12 +158,12 @@ def _spherical_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
     rs = np.array([[theory.gibbs_error_spherical(round(a * N) / N) for a in cfg.sph_alphas] for N in cfg.sph_N])
     allow = _finite_size_allowance(mean - rs, cfg.sph_N)
     N = cfg.sph_N[-1]
-    rows = [_check(f"spherical Gibbs error, N={N} alpha={alpha:g}", "engine PA beta=20", mean[-1, a], se[-1, a],
-                   rs[-1, a], dof=D - 1, allowance=allow[a], wall_s=walls[-1], N_min=cfg.sph_N[0],
-                   measured_N_min=mean[0, a]) for a, alpha in enumerate(cfg.sph_alphas)]
-    rows.append(_check("RS alpha*eps at alpha=1000 (large-alpha asymptote)", "RS solver",
-                       1000.0 * theory.gibbs_error_spherical(1000.0), 0.0005, 0.625, dof=math.inf,
-                       theory_source="Engel & Van den Broeck: eps ~ 0.625/alpha (3 digits)"))
+    rows = [common.check_row(f"spherical Gibbs error, N={N} alpha={alpha:g}", "engine PA beta=20", mean[-1, a],
+                             se[-1, a], rs[-1, a], dof=D - 1, allowance=allow[a], wall_s=walls[-1], N_min=cfg.sph_N[0],
+                             measured_N_min=mean[0, a]) for a, alpha in enumerate(cfg.sph_alphas)]
+    rows.append(common.check_row("RS alpha*eps at alpha=1000 (large-alpha asymptote)", "RS solver",
+                                 1000.0 * theory.gibbs_error_spherical(1000.0), 0.0005, 0.625, dof=math.inf,
+                                 theory_source="Engel & Van den Broeck: eps ~ 0.625/alpha (3 digits)"))
     data = {"sph_gen_error": (("sph_N", "sph_alpha", "sph_disorder"), eps),
             "sph_mean": (("sph_N", "sph_alpha"), mean), "sph_stderr": (("sph_N", "sph_alpha"), se),
             "sph_rs": (("sph_N", "sph_alpha"), rs), "sph_wall_s": (("sph_N",), walls)}
@@ -227,15 +225,15 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
     for a, alpha in enumerate(cfg.enum_alphas):
         if abs(alpha_eff[-1, a] - alpha_c) < ALPHA_WINDOW:
             continue
-        rows.append(_check(f"binary Gibbs error, N={cfg.enum_N[-1]} alpha={alpha_eff[-1, a]:.4g}", "enumeration",
-                           mean[-1, a], se[-1, a], rs[-1, a], dof=D - 1, allowance=allow[a],
-                           N_min=cfg.enum_N[0], measured_N_min=mean[0, a]))
+        rows.append(common.check_row(f"binary Gibbs error, N={cfg.enum_N[-1]} alpha={alpha_eff[-1, a]:.4g}",
+                                     "enumeration", mean[-1, a], se[-1, a], rs[-1, a], dof=D - 1, allowance=allow[a],
+                                     N_min=cfg.enum_N[0], measured_N_min=mean[0, a]))
     # the engine at N = engine_N vs exact enumeration of the same samples
     N, nE, DE = cfg.engine_N, len(cfg.engine_alphas), cfg.engine_disorder
     X, y, n_pad, P = _problems(seed, 1, "binary", N, cfg.engine_alphas, DE)  # samples independent of the above
     exact = _exact_gibbs_error(np.asarray(_solution_overlaps_batch(jnp.asarray(X), jnp.asarray(y),
                                                                    jnp.asarray(n_pad)), np.float64))
-    models = stack_models([_BinaryStack(X[s], y[s]) for s in range(len(X))])
+    models = stack_models([BinaryPerceptron(X[s], y[s]) for s in range(len(X))])
     with common.stopwatch() as sw:
         res = anneal(models, zero_temperature_grid(cfg.engine_stages), P / 2.0 + n_pad,
                      key=jax.random.fold_in(jax.random.key(seed), 1), n_chains=cfg.engine_chains,
@@ -245,13 +243,15 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
     exact = exact.reshape(nE, DE)
     for a in range(nE):
         diff = engine[a] - exact[a]
-        rows.append(_check(f"binary Gibbs error, N={N} alpha={round(cfg.engine_alphas[a] * N) / N:.4g}",
-                           "engine PA beta=20", engine[a].mean(), diff.std(ddof=1) / math.sqrt(DE), exact[a].mean(),
-                           dof=DE - 1, wall_s=sw["s"], theory_source="exact enumeration, same samples"))
-    rows.append(_check("binary RS first-order transition alpha_c", "RS solver", alpha_c, 0.0005, 1.245, dof=math.inf,
-                       theory_source="Gyorgyi 1990; Sompolinsky, Tishby & Seung 1990 (3 digits)"))
-    rows.append(_check("binary RS spinodal alpha_sp", "RS solver", alpha_sp, 0.0005, 1.493, dof=math.inf,
-                       theory_source="Zdeborova & Krzakala 2016, algorithmic threshold (3 digits)"))
+        rows.append(common.check_row(f"binary Gibbs error, N={N} alpha={round(cfg.engine_alphas[a] * N) / N:.4g}",
+                                     "engine PA beta=20", engine[a].mean(), diff.std(ddof=1) / math.sqrt(DE),
+                                     exact[a].mean(), dof=DE - 1, wall_s=sw["s"],
+                                     theory_source="exact enumeration, same samples"))
+    rows.append(common.check_row("binary RS first-order transition alpha_c", "RS solver", alpha_c, 0.0005, 1.245,
+                                 dof=math.inf,
+                                 theory_source="Gyorgyi 1990; Sompolinsky, Tishby & Seung 1990 (3 digits)"))
+    rows.append(common.check_row("binary RS spinodal alpha_sp", "RS solver", alpha_sp, 0.0005, 1.493, dof=math.inf,
+                                 theory_source="Zdeborova & Krzakala 2016, algorithmic threshold (3 digits)"))
     data = {"bin_gen_error": (("bin_N", "bin_alpha", "bin_disorder"), eps),
             "bin_mean": (("bin_N", "bin_alpha"), mean), "bin_stderr": (("bin_N", "bin_alpha"), se),
             "bin_alpha_eff": (("bin_N", "bin_alpha"), alpha_eff), "bin_rs": (("bin_N", "bin_alpha"), rs),
@@ -293,18 +293,9 @@ def _figure(cfg: _Size, ds: xr.Dataset):
 
 def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = None,
         progress: Callable[[str, float], None] | None = None) -> dict:
-    """Run both panels into ``out_dir`` (see the module docstring).
-
-    Args:
-        out_dir: output folder. full: paper size. seed: derives every key. size: ``"tiny"``, ``"quick"`` or
-            ``"full"`` (overrides ``full``). progress: optional ``progress(description, fraction)``.
-    Returns:
-        the result dict of ``common.finish``.
-    """
-    size = size if size is not None else ("full" if full else "quick")
-    if size not in _SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(_SIZES)}")
-    cfg, seed = _SIZES[size], int(seed)
+    """Run both panels into ``out_dir`` (module docstring): ``engine.registry``'s protocol, sizes ``SIZES``."""
+    size, cfg = common.resolve_size(size, full, _SIZES, default="quick")
+    seed = int(seed)
     say = progress or (lambda *_: None)
     sph, rows_s = _spherical_panel(cfg, seed, lambda f: say("(i) spherical", 0.6 * f))
     binary, rows_b = _binary_panel(cfg, seed, lambda f: say("(ii) binary", 0.6 + 0.4 * f))

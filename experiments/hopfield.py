@@ -18,9 +18,11 @@ Theory (``theory_spin``): AGS (D. J. Amit, H. Gutfreund & H. Sompolinsky, Ann. P
 replica-symmetric retrieval solution m = erf(m/√(2αr)), C = √(2/(παr)) e^{−m²/(2αr)}, r = (1 − C)^{−2}; it exists
 up to α_c = 0.137905 where m jumps from 0.967 to 0.
 
-Table rows:
+Table rows (the one pass/fail rule of ``common.check_row``: |measured − theory| < t·stderr + allowance, t the
+two-sided 99.73 % Student-t quantile for the degrees of freedom of the stderr):
 
-* α_c and m(α_c) from the solver vs the published 0.138 ± 0.001 and 0.967 ± 0.001.
+* α_c and m(α_c) from the solver vs the published 0.138 and 0.967 (three digits: stderr = half a unit of the
+  last digit, as for every published constant in these figures).
 * m at α = 0.05 and 0.10, every N, vs the RS value at the realised load P/N. Stderr: the disorder spread, floored
   at the binomial error of independent wrong spins (all samples may retrieve perfectly); allowance 2/N (one
   spin: the O(1/N) finite-size difference of the wrong-spin fraction is not part of the N → ∞ theory).
@@ -46,7 +48,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from scipy import stats
 
 from thermodl.engine import observables as obs
 from thermodl.engine.ensemble import run_ensemble
@@ -63,7 +64,6 @@ DESCRIPTION = ("Hopfield network at T=0: retrieval overlap m vs load P/N for sev
 BETA_T0 = 1.0e5  # zero-temperature dynamics (see the module docstring)
 M_COLLAPSE = 0.5  # ⟨m⟩ threshold defining the collapse location
 ALPHA_CHECKS = (0.05, 0.10)  # loads at which m is compared with the RS value
-_P_FALSE = 0.0027  # two-sided false-alarm rate of every check ("3σ")
 _N_BOOT = 1000
 
 
@@ -148,24 +148,12 @@ def _bootstrap_collapse(alphas, m, rng) -> tuple[float, float, int]:
     return est, se, int((~ok).sum())
 
 
-def _t_quantile(dof: float) -> float:
-    return float(stats.t.ppf(1.0 - _P_FALSE / 2.0, dof)) if dof >= 1 else math.inf
-
-
-def _check(quantity, method, measured, stderr, theory_value, *, dof, allowance=0.0, **extra) -> dict:
-    """check_row with |z| < t_dof + allowance/stderr, i.e. |measured − theory| < t·stderr + allowance."""
-    t = _t_quantile(dof)
-    tol = t + (allowance / stderr if stderr > 0 else 0.0)
-    return common.check_row(quantity, method, measured, stderr, theory_value, tolerance=tol,
-                            allowance=float(allowance), dof=float(dof), **extra)
-
-
 def _rows(cfg: _Size, res: dict, walls: dict, alpha_c: float, m_c: float, rng) -> tuple[list, dict]:
     rows = [
-        common.check_row("alpha_c, AGS T=0 replica symmetric", "theory_spin.hopfield_capacity", alpha_c, 0.001,
-                         0.138, tolerance=1.0, reference="AGS 1987: 0.138 +- 0.001"),
-        common.check_row("m(alpha_c-), AGS T=0 replica symmetric", "theory_spin.hopfield_capacity", m_c, 0.001,
-                         0.967, tolerance=1.0, reference="AGS 1987: 0.967 +- 0.001"),
+        common.check_row("alpha_c, AGS T=0 replica symmetric", "theory_spin.hopfield_capacity", alpha_c, 0.0005,
+                         0.138, dof=math.inf, reference="AGS 1987: 0.138 (3 digits: stderr = half a unit)"),
+        common.check_row("m(alpha_c-), AGS T=0 replica symmetric", "theory_spin.hopfield_capacity", m_c, 0.0005,
+                         0.967, dof=math.inf, reference="AGS 1987: 0.967 (3 digits: stderr = half a unit)"),
     ]
     collapse = {}
     for n in cfg.sizes:
@@ -178,14 +166,15 @@ def _rows(cfg: _Size, res: dict, walls: dict, alpha_c: float, m_c: float, rng) -
             p_wrong = 0.5 * (1.0 - m_th)
             se_bin = 2.0 * math.sqrt(p_wrong * (1.0 - p_wrong) / (n * d))
             se = max(float(r["m"][a].std(ddof=1) / math.sqrt(d)), se_bin)
-            rows.append(_check(f"m, alpha={load:.4g}, N={n}", "heat bath at T=0 from pattern 1", r["m"][a].mean(),
-                               se, m_th, dof=d - 1, allowance=2.0 / n, N=n, alpha=load, n_disorder=d, wall_s=wall))
+            rows.append(common.check_row(f"m, alpha={load:.4g}, N={n}", "heat bath at T=0 from pattern 1",
+                                         r["m"][a].mean(), se, m_th, dof=d - 1, allowance=2.0 / n, N=n, alpha=load,
+                                         n_disorder=d, wall_s=wall))
         est, se, n_nan = _bootstrap_collapse(r["alpha"], r["m"], rng)
         collapse[n] = (est, se)
         lo, hi = alpha_c, alpha_c + 3.0 / math.sqrt(n)
-        rows.append(_check(f"collapse alpha(<m> = {M_COLLAPSE}), N={n}", "heat bath at T=0, bootstrap stderr", est,
-                           se, 0.5 * (lo + hi), dof=math.inf, allowance=0.5 * (hi - lo), N=n, window_lo=lo,
-                           window_hi=hi, n_bootstrap_nan=n_nan, n_disorder=d, wall_s=wall))
+        rows.append(common.check_row(f"collapse alpha(<m> = {M_COLLAPSE}), N={n}", "heat bath at T=0, bootstrap stderr",
+                                     est, se, 0.5 * (lo + hi), dof=math.inf, allowance=0.5 * (hi - lo), N=n,
+                                     window_lo=lo, window_hi=hi, n_bootstrap_nan=n_nan, n_disorder=d, wall_s=wall))
         relaxed = float(np.mean(r["acceptance"] * n < 1.0))
         rows.append(common.measurement_row(f"fraction of runs at a fixed point, N={n}", "heat bath diagnostics",
                                            relaxed, N=n, criterion="< 1 expected flip per measurement sweep",
@@ -278,19 +267,8 @@ def _dataset(cfg, res, collapse, walls, alpha_c) -> xr.Dataset:
 # ------------------------------------------------------------------------------------------------ entry point
 def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = None,
         progress: Callable[[str, float], None] | None = None) -> dict:
-    """Run the Hopfield figure into ``out_dir`` (see the module docstring).
-
-    Args:
-        out_dir: output folder (exists, empty). full: paper size (``size="full"``). seed: derives every key.
-        size: ``"tiny"``, ``"quick"`` or ``"full"``; overrides ``full``.
-        progress: optional ``progress(description, fraction)``.
-    Returns:
-        the result dict of ``common.finish`` (rows, figure, tables, netCDF path).
-    """
-    size = size if size is not None else ("full" if full else "quick")
-    if size not in _SIZES:
-        raise ValueError(f"size must be one of {', '.join(_SIZES)}, got {size!r}")
-    cfg = _SIZES[size]
+    """Run the Hopfield figure into ``out_dir`` (module docstring): ``engine.registry``'s protocol, sizes ``SIZES``."""
+    size, cfg = common.resolve_size(size, full, _SIZES, default="quick")
     key = jax.random.key(seed)
     alpha_c, m_c = theory.hopfield_capacity()
     res, walls = {}, {}

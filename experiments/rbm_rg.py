@@ -135,9 +135,11 @@ def _train_segment(params, opt_state, chains, key, t0, t1, data, l1, *, batch: i
 
 def log_likelihood_per_sample(params, v, log_z: float) -> np.ndarray:
     """Exact log p(v) [n] of each row of v [n, n_v] under the spin RBM ``params`` (W, a, b), float64."""
+    from thermodl.engine.exact import to_float64
+
     with jax.enable_x64(True):
-        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
-        return np.asarray(_rbm(p64).log_marginal_visible(jnp.asarray(v, jnp.float64), 1.0, log_partition=log_z))
+        rbm64 = to_float64(_rbm(params))
+        return np.asarray(rbm64.log_marginal_visible(jnp.asarray(v, jnp.float64), 1.0, log_partition=log_z))
 
 
 def log_likelihood(params, v, log_z: float) -> tuple[float, float]:
@@ -162,7 +164,8 @@ def block_locality(W, L: int) -> np.ndarray:
 
 def train_and_track(key, train, test, cfg: dict, progress=None) -> dict:
     """Train by PCD and, at every checkpoint, compute exact log Z, AIS log Z and the exact log-likelihoods."""
-    from thermodl.engine.api import exact_log_partition, log_partition
+    from thermodl.engine.api import log_partition
+    from thermodl.engine.exact import exact_log_partition_value
 
     n_v, n_h = train.shape[1], cfg["n_hidden"]
     k_init, k_chains, k_train, k_ais = (jax.random.fold_in(key, i) for i in range(4))
@@ -185,7 +188,7 @@ def train_and_track(key, train, test, cfg: dict, progress=None) -> dict:
         if progress:
             progress(f"checkpoint {step}: log Z", 0.2 + 0.8 * c / len(checkpoints))
         rbm = _rbm(params)
-        exact = exact_log_partition(rbm, 1.0).value
+        exact = exact_log_partition_value(rbm, 1.0)[0]
         with common.stopwatch() as t:
             est = log_partition(rbm, 1.0, method="ais", key=jax.random.fold_in(k_ais, c),
                                 n_chains=cfg["ais_chains"], n_temperatures=cfg["ais_temperatures"])
@@ -208,10 +211,8 @@ def _ll_gain_row(name: str, ll0: np.ndarray, ll1: np.ndarray, wall: float, n_v: 
     """Row for 'the log-likelihood increased': per-sample gains, pass when mean gain > 3 stderr."""
     gain = ll1 - ll0
     mean, se = float(gain.mean()), float(gain.std(ddof=1) / math.sqrt(gain.size))
-    row = common.check_row(f"{name} log-likelihood gain per spin (final - initial), pass: z > 3", "exact log p(v)",
-                           mean / n_v, se / n_v, 0.0, tolerance=3.0, wall_s=wall)
-    row["pass"] = bool(math.isfinite(row["z"]) and row["z"] > 3.0)
-    return row
+    return common.check_row(f"{name} log-likelihood gain per spin (final - initial), pass: z > 3", "exact log p(v)",
+                            mean / n_v, se / n_v, 0.0, dof=gain.size - 1, side="exceeds", wall_s=wall)
 
 
 def _mosaic(W: np.ndarray, L: int) -> np.ndarray:
@@ -278,10 +279,7 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     Returns:
         the protocol's result dict (see ``engine.registry``).
     """
-    size = size or ("full" if full else "small")
-    if size not in _SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(_SIZES)}")
-    cfg = _SIZES[size]
+    size, cfg = common.resolve_size(size, full, _SIZES, default="small")
     L, key = cfg["L"], jax.random.key(seed)
     if progress:
         progress(f"sampling {L}x{L} Ising configurations at beta_c", 0.0)
@@ -297,12 +295,12 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     track["neg_entropy"] = ising["neg_entropy"]
 
     rows = [common.check_row(f"Ising {L}x{L} energy per spin at beta_c (training data)", "block_gibbs",
-                             ising["energy"], ising["energy_stderr"], ising["energy_exact"], tolerance=3.0,
+                             ising["energy"], ising["energy_stderr"], ising["energy_exact"],
                              wall_s=ising["wall_s"], rhat=ising["rhat"], n_samples=int(spins.shape[0] *
                                                                                           spins.shape[1]))]
     for i, step in enumerate(track["step"]):
         rows.append(common.check_row(f"log Z at PCD update {int(step)}", "ais", track["log_z_ais"][i],
-                                     track["log_z_ais_stderr"][i], track["log_z_exact"][i], tolerance=3.0,
+                                     track["log_z_ais_stderr"][i], track["log_z_exact"][i],
                                      wall_s=track["ais_wall_s"][i], step=int(step), ess=float(track["ais_ess"][i]),
                                      locality=float(track["locality"][i])))
     n_v = L * L
@@ -314,8 +312,7 @@ def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = 
     # Gibbs' inequality: no model's mean log-likelihood on Ising samples exceeds ⟨log p_Ising⟩ = −S (one-sided)
     bound = common.check_row("held-out log-likelihood per spin, final, <= -S/N of the Ising model (pass: z < 3)",
                              "exact log p(v)", track["ll_test"][-1] / n_v, track["ll_test_stderr"][-1] / n_v,
-                             ising["neg_entropy"], tolerance=3.0)
-    bound["pass"] = bool(math.isfinite(bound["z"]) and bound["z"] < 3.0)
+                             ising["neg_entropy"], side="at-most")
     rows.append(bound)
     rows.append(common.measurement_row("receptive-field locality (best block weight fraction), final", "W",
                                        float(track["locality"][-1]), uniform_value=1.0 / cfg["n_hidden"]))

@@ -12,7 +12,8 @@ Aizenman–Lebowitz–Ruelle (1987), and χ_SG = N[⟨q²⟩] = 1/(1 − β²); 
 the Parisi ground-state energy −0.7632 are drawn for context (RS is not the low-temperature phase).
 
 Table rows and their tolerances (z = (measured − theory)/stderr must satisfy |z| < t + allowance/stderr, t the
-two-sided 0.27 % Student-t quantile for the degrees of freedom of the stderr, i.e. "3σ" for small samples):
+two-sided 0.27 % Student-t quantile for the degrees of freedom of the stderr, i.e. "3σ" for small samples;
+the one rule of ``common.check_row``):
 
 * u and c at T = 2 and 1.6, every N, vs the paramagnet with its 1/N term; allowance = the size of that 1/N term
   (the unknown o(1/N) remainder is taken no larger than the last included term of the asymptotic series).
@@ -42,7 +43,6 @@ from typing import Callable, NamedTuple
 import jax
 import numpy as np
 import xarray as xr
-from scipy import stats
 
 from thermodl.engine import observables as obs
 from thermodl.engine.diagnostics import pooled_variance
@@ -77,23 +77,9 @@ BETA_MIN, BETA_MAX = 0.25, 2.5  # the ladder always holds β = 0.5, 0.625, 1, 1.
 T_PARAMAGNET = (2.0, 1.6)  # paramagnetic comparison temperatures
 T_OVERLAP = (2.0, 1.0, 2.0 / 3.0, 0.4)  # P(q) panel
 EXACT_MAX_N = 16
-_P_FALSE = 0.0027  # two-sided false-alarm rate of every check ("3σ")
 
 
 # ------------------------------------------------------------------------------------------------ rows
-def _t_quantile(dof: float) -> float:
-    return float(stats.t.ppf(1.0 - _P_FALSE / 2.0, dof)) if dof >= 1 and math.isfinite(dof) else math.inf
-
-
-def _check(quantity: str, method: str, measured: float, stderr: float, theory_value: float, *, dof: float,
-           allowance: float = 0.0, **extra) -> dict:
-    """check_row with |z| < t_dof + allowance/stderr, i.e. |measured − theory| < t·stderr + allowance."""
-    t = _t_quantile(dof)
-    tol = t + (allowance / stderr if stderr > 0 else 0.0)
-    return common.check_row(quantity, method, measured, stderr, theory_value, tolerance=tol,
-                            allowance=float(allowance), dof=float(dof), **extra)
-
-
 def _satterthwaite(se: np.ndarray, dof: np.ndarray) -> float:
     """Welch–Satterthwaite degrees of freedom of sqrt(Σ se²)."""
     se, dof = np.asarray(se, np.float64), np.asarray(dof, np.float64)
@@ -176,18 +162,18 @@ def _rows_for_size(n: int, data: dict, ladder: np.ndarray, wall: float) -> list[
         c_inf, c_n = float(theory.sk_paramagnetic_specific_heat(b)), float(theory.sk_paramagnetic_specific_heat(b, n))
         chi, chi_ann = float(theory.sk_spin_glass_susceptibility(b)), float(theory.sk_annealed_susceptibility(b, n))
         extra = dict(N=n, T=1.0 / b, wall_s=wall, n_disorder=k)
-        rows.append(_check(f"u, T={1 / b:.3g}, N={n}", method, u[i], u_se[i], u_n, dof=k - 1,
-                           allowance=abs(u_n - u_inf), **extra))
-        rows.append(_check(f"c, T={1 / b:.3g}, N={n}", method, c[i], c_se[i], c_n, dof=k - 1,
-                           allowance=abs(c_n - c_inf), **extra))
-        rows.append(_check(f"N<q^2>, T={1 / b:.3g}, N={n}", method, nq2[i], nq2_se[i], chi, dof=k - 1,
-                           allowance=2.0 * abs(chi_ann - chi), **extra))
+        rows.append(common.check_row(f"u, T={1 / b:.3g}, N={n}", method, u[i], u_se[i], u_n, dof=k - 1,
+                                     allowance=abs(u_n - u_inf), **extra))
+        rows.append(common.check_row(f"c, T={1 / b:.3g}, N={n}", method, c[i], c_se[i], c_n, dof=k - 1,
+                                     allowance=abs(c_n - c_inf), **extra))
+        rows.append(common.check_row(f"N<q^2>, T={1 / b:.3g}, N={n}", method, nq2[i], nq2_se[i], chi, dof=k - 1,
+                                     allowance=2.0 * abs(chi_ann - chi), **extra))
     i = len(ladder) - 1
     b = ladder[i]
     ident = data["u"][ok][:, i] + 0.5 * b * (1.0 - data["q2"][ok][:, i])
-    rows.append(_check(f"u + (beta/2)(1 - <q^2>), T={1 / b:.3g}, N={n}", "PT, Gaussian identity",
-                       ident.mean(), ident.std(ddof=1) / math.sqrt(k) if k >= 2 else math.nan, 0.0, dof=k - 1,
-                       N=n, T=1.0 / b, wall_s=wall, n_disorder=k))
+    rows.append(common.check_row(f"u + (beta/2)(1 - <q^2>), T={1 / b:.3g}, N={n}", "PT, Gaussian identity",
+                                 ident.mean(), ident.std(ddof=1) / math.sqrt(k) if k >= 2 else math.nan, 0.0, dof=k - 1,
+                                 N=n, T=1.0 / b, wall_s=wall, n_disorder=k))
     ex = data["exact"]
     if ex is not None:
         n_sys = 2 * data["n_chains"]
@@ -196,9 +182,9 @@ def _rows_for_size(n: int, data: dict, ladder: np.ndarray, wall: float) -> list[
             diff = data[key][ok][:, j] - ex[key][ok][:, j]
             se_d = data[f"{key}_se"][ok][:, j]
             se = float(np.sqrt(np.sum(se_d**2)) / len(se_d))
-            rows.append(_check(f"{name}, T={1 / ladder[j]:.3g}, N={n} (same J)", "PT - exact enumeration",
-                               diff.mean(), se, 0.0, dof=_satterthwaite(se_d, np.full(se_d.shape, dof_each)),
-                               N=n, T=1.0 / ladder[j], wall_s=wall, n_disorder=k))
+            rows.append(common.check_row(f"{name}, T={1 / ladder[j]:.3g}, N={n} (same J)", "PT - exact enumeration",
+                                         diff.mean(), se, 0.0, dof=_satterthwaite(se_d, np.full(se_d.shape, dof_each)),
+                                         N=n, T=1.0 / ladder[j], wall_s=wall, n_disorder=k))
     trips = data["round_trips"]
     row = common.measurement_row(f"min round trips per PT system, N={n}", "PT diagnostics", float(trips.min()),
                                  wall_s=wall, N=n, criterion=">= 1", mean_round_trips=float(trips.mean()),
@@ -216,9 +202,9 @@ def _slope_row(sizes, q2, q2_se, ks, ladder) -> dict:
     den = math.log(n1 / n0)
     slope = math.log(b / a) / den
     se = math.hypot(q2_se[n0][-1] / a, q2_se[n1][-1] / b) / den
-    return _check(f"d ln<q^2>/d ln N, T={1 / ladder[-1]:.3g}, N={n0}..{n1}", "PT, spin-glass order", slope, se,
-                  0.0, dof=min(ks[n0], ks[n1]) - 1, allowance=1.0 / 3.0, T=1.0 / ladder[-1],
-                  paramagnet_value=-1.0)
+    return common.check_row(f"d ln<q^2>/d ln N, T={1 / ladder[-1]:.3g}, N={n0}..{n1}", "PT, spin-glass order",
+                            slope, se, 0.0, dof=min(ks[n0], ks[n1]) - 1, allowance=1.0 / 3.0, T=1.0 / ladder[-1],
+                            paramagnet_value=-1.0)
 
 
 # ------------------------------------------------------------------------------------------------ figure, data
@@ -286,19 +272,8 @@ def _dataset(sizes, res, ladder, walls) -> xr.Dataset:
 # ------------------------------------------------------------------------------------------------ entry point
 def run(out_dir: Path, *, full: bool = False, seed: int = 0, size: str | None = None,
         progress: Callable[[str, float], None] | None = None) -> dict:
-    """Run the SK figure into ``out_dir`` (see the module docstring).
-
-    Args:
-        out_dir: output folder (exists, empty). full: paper size (``size="full"``). seed: derives every key.
-        size: ``"tiny"``, ``"quick"`` or ``"full"``; overrides ``full``.
-        progress: optional ``progress(description, fraction)``.
-    Returns:
-        the result dict of ``common.finish`` (rows, figure, tables, netCDF path).
-    """
-    size = size if size is not None else ("full" if full else "quick")
-    if size not in _SIZES:
-        raise ValueError(f"size must be one of {', '.join(_SIZES)}, got {size!r}")
-    cfg = _SIZES[size]
+    """Run the SK figure into ``out_dir`` (module docstring): ``engine.registry``'s protocol, sizes ``SIZES``."""
+    size, cfg = common.resolve_size(size, full, _SIZES, default="quick")
     ladder = np.linspace(BETA_MIN, BETA_MAX, cfg.n_replicas)
     for t in T_PARAMAGNET + T_OVERLAP:
         if not np.any(np.isclose(ladder, 1.0 / t)):

@@ -70,8 +70,17 @@ CONTINUOUS = "continuous"
 
 
 def has_exact(model: Any) -> bool:
-    """True when ``model`` offers an exact ``log Z(β)`` (closed form, summed out or enumerated)."""
-    return callable(getattr(model, "exact_log_partition", None))
+    """True when ``model`` offers its own exact ``log Z(β)`` (the protocol's ``exact_log_partition``: closed form,
+    summed out or enumerated by the model).
+
+    This is the ``"closed_form"`` case of ``engine.exact.exact_source`` and must stay identical to it (a model
+    may refuse by raising ``models.exact.ExactUnavailableError`` or another ``ValueError``); whether *any* exact
+    value exists, including generic enumeration of small discrete models, is ``engine.exact.has_exact_value``.
+    """
+    try:
+        return callable(getattr(model, "exact_log_partition", None))
+    except ValueError:  # a model may refuse (e.g. Ising2D with h != 0 on a wide lattice)
+        return False
 
 
 def stack_models(models: list) -> Any:

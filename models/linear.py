@@ -118,7 +118,7 @@ class BayesianLinear:
 
     @property
     def dim(self) -> int:
-        return self.X.shape[1] + int(self.bias)
+        return self.X.shape[-1] + int(self.bias)  # last axes: a stacked (disorder-axis) model reports d and P
 
     @property
     def design(self) -> jax.Array:
@@ -127,7 +127,7 @@ class BayesianLinear:
 
     @property
     def n_data(self) -> int:
-        return self.X.shape[0]
+        return self.X.shape[-2]
 
     def energy(self, w: jax.Array) -> jax.Array:
         """E(w) = ½ ||Φw − y||², ``[]``."""

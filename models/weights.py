@@ -126,7 +126,9 @@ class _DataMethods:
 
     @property
     def n_data(self) -> int:
-        return self.X.shape[0]
+        """P, read as the axis before the ``example_ndim`` axes of one example, so a stacked (disorder-axis)
+        ensemble with X ``[D, P, ...]`` reports P too."""
+        return self.X.shape[self.X.ndim - self.example_ndim - 1]
 
     def unravel(self, x: jax.Array):
         """The flat weights ``[dim]`` as the network's params pytree (nnx ``State`` / linen dict)."""
@@ -167,7 +169,7 @@ class _DataMethods:
         params = jax.tree.unflatten(self.net.treedef, [jnp.zeros(s, self.net.param_dtype) for s in self.net.shapes])
         X, y = _prepare(self.net, params, self.rest, self.loss, X, y)
         X_test, y_test = _prepare_test(self.net, params, self.rest, self.loss, X_test, y_test)
-        return self.replace(X=X, y=y, X_test=X_test, y_test=y_test)
+        return self.replace(X=X, y=y, X_test=X_test, y_test=y_test, example_ndim=X.ndim - 1)
 
 
 def _prepare_test(net, params, rest, loss, X_test, y_test):
@@ -184,8 +186,8 @@ class WeightEnsemble(_DataMethods):
 
     Leaves: ``X [P, ...]``, ``y [P, ...]`` (canonical targets), ``X_test``, ``y_test`` (or None), ``scales``
     ``[dim]`` (Gaussian prior std per weight; None for the spherical prior), ``rest`` (non-parameter state).
-    Static: ``net``, ``loss``, ``prior_kind`` ("gaussian" / "spherical"), ``differentiable``; σ and fan-in
-    scaling live in ``scales``, so a new prior width does not recompile.
+    Static: ``net``, ``loss``, ``prior_kind`` ("gaussian" / "spherical"), ``differentiable``, ``example_ndim``
+    (axes of one input example); σ and fan-in scaling live in ``scales``, so a new prior width does not recompile.
     """
 
     X: jax.Array
@@ -198,6 +200,7 @@ class WeightEnsemble(_DataMethods):
     loss: str = struct.field(pytree_node=False)
     prior_kind: str = struct.field(pytree_node=False)
     differentiable: bool = struct.field(pytree_node=False, default=True)
+    example_ndim: int = struct.field(pytree_node=False, default=1)  # axes of one input example (X is [P, ...])
 
     kind = CONTINUOUS
 
@@ -227,7 +230,8 @@ class BinaryWeightEnsemble(_DataMethods):
     """Discrete ensemble over ±1 weights (counting measure). Build with ``weight_ensemble(..., prior="binary")``.
 
     Leaves: ``X``, ``y``, ``X_test``, ``y_test``, ``rest``. Static: ``net``, ``loss``, ``perceptron_path``
-    (True for a bias-free ``topologies.Perceptron``: O(P) flip energies from the pre-activations).
+    (True for a bias-free ``topologies.Perceptron``: O(P) flip energies from the pre-activations), ``example_ndim``
+    (axes of one input example).
     """
 
     X: jax.Array
@@ -238,6 +242,7 @@ class BinaryWeightEnsemble(_DataMethods):
     net: _Net = struct.field(pytree_node=False)
     loss: str = struct.field(pytree_node=False)
     perceptron_path: bool = struct.field(pytree_node=False, default=False)
+    example_ndim: int = struct.field(pytree_node=False, default=1)  # axes of one input example (X is [P, ...])
 
     kind = DISCRETE
     values = (-1.0, 1.0)
@@ -315,6 +320,7 @@ def weight_ensemble(model, X, y, *, loss: str = "squared", prior="gaussian", X_t
     differentiable = loss != "errors" and bool(getattr(model, "differentiable", True))
     if prior.kind == "binary":
         fast = isinstance(model, Perceptron) and not model.bias
-        return BinaryWeightEnsemble(X, y, X_test, y_test, rest, net, loss, fast)
+        return BinaryWeightEnsemble(X, y, X_test, y_test, rest, net, loss, fast, example_ndim=X.ndim - 1)
     scales = _priors.gaussian_scales(prior, params, net.param_dtype) if prior.kind == "gaussian" else None
-    return WeightEnsemble(X, y, X_test, y_test, scales, rest, net, loss, prior.kind, differentiable)
+    return WeightEnsemble(X, y, X_test, y_test, scales, rest, net, loss, prior.kind, differentiable,
+                          example_ndim=X.ndim - 1)

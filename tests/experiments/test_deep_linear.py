@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 from scipy import integrate, special
 
+from thermodl.experiments import common
 from thermodl.experiments import deep_linear
 from thermodl.experiments import theory_bpkr as tb
 
@@ -188,7 +189,9 @@ def test_tiny_run_writes_table_data_and_figure(tmp_path):
     for r in rows:
         assert math.isfinite(r["measured"]) and r["mc_stderr"] > 0 and r["n_excluded"] == 0
         assert r["z"] == pytest.approx((r["measured"] - r["theory"]) / r["stderr"])
-        assert r["stderr"] == pytest.approx(math.hypot(r["mc_stderr"], r["allowance"]))
+        assert r["stderr"] == r["mc_stderr"]  # the allowance adds to t·stderr (common.check_row), not in quadrature
+        bound = common.t_quantile(r["dof"]) * r["stderr"] + r["allowance"]
+        assert r["pass"] == (abs(r["measured"] - r["theory"]) < bound)
     exact_row = rows[0]
     assert exact_row["allowance"] == 0 and abs(exact_row["z"]) < 4  # fixed seed; the engine samples the posterior
     with open(res["table_csv"]) as f:

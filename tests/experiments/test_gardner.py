@@ -112,7 +112,7 @@ def test_anneal_and_ti_match_exact_log_partition():
     rng = np.random.default_rng(3)
     probs = [(np.sign(rng.standard_normal((P, N))).astype(np.float32),
               np.sign(rng.standard_normal(P)).astype(np.float32)) for _ in range(D)]
-    models = stack_models([gardner._BinaryStack(X, y) for X, y in probs])
+    models = stack_models([BinaryPerceptron(X, y) for X, y in probs])
     grid = gardner.zero_temperature_grid(10)
     res = gardner.anneal(models, grid, np.full(D, P / 2), key=jax.random.key(0), n_chains=32, n_steps=60,
                          kernel="heat_bath")

@@ -207,8 +207,8 @@ def split_options(kernel: str, options: dict) -> tuple[tuple, dict]:
     Options the kernel declares static (trajectory lengths, batch sizes, switches) are validated and returned as
     hashable Python values — a new value compiles a new program; a float given for a static int option is an
     error. All other options are validated (when concrete) and converted to real JAX arrays of a fixed dtype
-    (ints become the default float dtype) — a new value never recompiles. ``None`` for a traced option means its
-    default and is left out.
+    (ints become the default float dtype) — a new value never recompiles. ``None`` means the option's default and
+    is left out.
 
     Args:
         kernel: a concrete kernel name (``resolve_kernel(model, kernel)`` first); ``"auto"`` only with no options.
@@ -229,11 +229,13 @@ def split_options(kernel: str, options: dict) -> tuple[tuple, dict]:
     declared = _check_names(kernel, settings, options)
     static, traced = [], {}
     for name, value in sorted(options.items()):
+        if value is None:  # the default
+            continue
         opt = declared[name]
         value = _validated(kernel, opt, value)
         if opt.static:
             static.append((name, value))
-        elif value is not None:
+        else:
             traced[name] = _traced(value)
     return tuple(static), traced
 
@@ -251,7 +253,8 @@ def make_sampler(model: Any, kernel: str = "auto", **options) -> Sampler:
         **options: the kernel's options (``KERNEL_SETTINGS[name].options``), e.g. hmc: ``num_integration_steps``
             (static int, default 10), ``inverse_mass`` (scalar or [dim], default 1.0), ``step_size_jitter``
             (default 0.2; 0 switches it off); sgld: ``batch_size`` (static int, default min(32, n_data));
-            flip_metropolis: ``order``. Static options must be Python values; traced ones may be tracers.
+            flip_metropolis: ``order``; slice_sphere: ``max_shrinkage_steps``. Static options must be Python
+            values; traced ones may be tracers; ``None`` means the default.
 
     Returns:
         ``Sampler``.
@@ -264,9 +267,8 @@ def make_sampler(model: Any, kernel: str = "auto", **options) -> Sampler:
     declared = _check_names(name, settings, options)
     values = {o.name: o.default for o in settings.options}
     for key, value in options.items():
-        value = _validated(name, declared[key], value)
-        if value is not None or declared[key].static:
-            values[key] = value
+        if value is not None:  # None: the default
+            values[key] = _validated(name, declared[key], value)
     mod = _module(name)
     energy_fn = getattr(model, settings.energy)
     model_args = {}

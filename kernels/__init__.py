@@ -12,13 +12,18 @@ Contract (see ../shared/STYLE.md):
   Gradient kernels also cache ``energy_grad``, ``log_prior`` and ``log_prior_grad``.
 * Every Info has ``acceptance_probability`` [] (1.0 for unadjusted kernels), ``is_accepted`` [] bool and
   ``is_divergent`` [] bool (NaN/inf energy or log ratio).
+* Each sampling kernel declares ``SETTINGS`` (``settings.KernelSettings``: kind, default step size, adaptation
+  target, gradient, manifold, which model attributes it takes, its options). ``engine/samplers.py`` discovers every
+  module of this package that defines ``SETTINGS`` and binds it to a model generically: a new kernel is one file
+  (plus its test), with no edit to the engine.
 * Continuous kernels: ``step(key, state, energy_fn, beta, log_prior_fn, step_size, ...)``.
   Discrete kernels (binary sites with ``values=(lo, hi)``): the model's cheap flip energies are passed in,
   ``delta_energy_fn(x, i)`` or ``delta_energy_all_fn(x)``.
 
 Modules:
   continuous: ``rwm``, ``mala``, ``hmc`` (+ ``integrators``), ``langevin`` (ULA), ``sgld``, ``sphere``
-  (moves on |x|² = dim), ``adaptation`` (step sizes for many chains × temperatures);
+  (moves on |x|² = dim), ``adaptation`` (step sizes for many chains × temperatures); ``settings`` (what a
+  kernel declares about itself);
   discrete: ``flip_metropolis``, ``heat_bath``, ``block_gibbs`` (checkerboard / RBM layers);
   ensembles: ``replica_exchange``, ``ais``.
 """
@@ -35,6 +40,7 @@ from . import (
     mala,
     replica_exchange,
     rwm,
+    settings,
     sgld,
     sphere,
 )
@@ -54,6 +60,7 @@ __all__ = [
     "mala",
     "replica_exchange",
     "rwm",
+    "settings",
     "sgld",
     "sphere",
 ]

@@ -23,8 +23,19 @@ import jax
 import jax.numpy as jnp
 
 from .flip_metropolis import _check_position, _check_values, _neg_beta_delta
+from .settings import KernelSettings
 
-__all__ = ["BlockGibbsState", "BlockGibbsInfo", "init", "step"]
+__all__ = ["BlockGibbsState", "BlockGibbsInfo", "init", "step", "SETTINGS"]
+
+SETTINGS = KernelSettings(
+    kind="discrete",
+    default_step_size=None,
+    target_acceptance=None,
+    needs_gradient=False,
+    manifold=None,
+    model_args=(("delta_energy_all_fn", "delta_energy_all"), ("block_masks", "block_masks()"), ("values", "values")),
+    reference="Geman & Geman 1984; Hinton 2002",
+)
 
 # Up to this many blocks are unrolled in Python (one fusable XLA computation); longer lists use a rolled scan.
 _MAX_UNROLL = 4

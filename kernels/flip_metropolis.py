@@ -28,10 +28,24 @@ import jax.numpy as jnp
 from .integrators import _check_position as _check_float_position
 from .integrators import _neg_beta_delta
 from .metropolis import metropolis_accept
+from .settings import KernelSettings, Option, one_of
 
-__all__ = ["FlipState", "FlipInfo", "init", "step", "ORDERS"]
+__all__ = ["FlipState", "FlipInfo", "init", "step", "ORDERS", "SETTINGS"]
 
 ORDERS = ("random", "systematic")
+
+SETTINGS = KernelSettings(
+    kind="discrete",
+    default_step_size=None,
+    target_acceptance=None,
+    needs_gradient=False,
+    manifold=None,
+    model_args=(("delta_energy_fn", "delta_energy"), ("values", "values")),
+    options=(
+        Option("order", "random", True, "site order of a sweep: 'random' (ergodic) or 'systematic'", one_of(*ORDERS)),
+    ),
+    reference="Metropolis et al. 1953",
+)
 
 
 class FlipState(NamedTuple):

@@ -18,8 +18,19 @@ import jax
 import jax.numpy as jnp
 
 from .flip_metropolis import _check_position, _check_values, _neg_beta_delta
+from .settings import KernelSettings
 
-__all__ = ["HeatBathState", "HeatBathInfo", "init", "step"]
+__all__ = ["HeatBathState", "HeatBathInfo", "init", "step", "SETTINGS"]
+
+SETTINGS = KernelSettings(
+    kind="discrete",
+    default_step_size=None,
+    target_acceptance=None,
+    needs_gradient=False,
+    manifold=None,
+    model_args=(("delta_energy_fn", "delta_energy"), ("values", "values")),
+    reference="Glauber 1963; Geman & Geman 1984",
+)
 
 
 class HeatBathState(NamedTuple):

@@ -6,7 +6,11 @@ References: S. Duane, A. D. Kennedy, B. J. Pendleton, D. Roweth, "Hybrid Monte C
 Potential U_β(x) = β E(x) − log prior(x), kinetic K(p) = ½ pᵀ M⁻¹ p with M⁻¹ = ``inverse_mass`` (scalar or
 diagonal [dim]). Each step draws p ~ N(0, M), integrates ``num_integration_steps`` leapfrog steps of size
 ``step_size`` (``thermodl.kernels.integrators.leapfrog``) and accepts the end point with probability
-min(1, exp(−ΔH)). ΔH = O(step_size²) for a trajectory of fixed length. A trajectory that ends non-finite, or with
+min(1, exp(−ΔH)). ΔH = O(step_size²) for a trajectory of fixed length. With ``step_size_jitter`` j > 0 the
+leapfrog step of each trajectory is ε·(1 + j·(2u − 1)), u ~ U[0, 1) drawn from ``fold_in(key, 0x6A17)``: a random
+trajectory length breaks the resonances of fixed-length HMC (Neal 2011, §5.4.2.2); u is independent of the state,
+so detailed balance holds for each drawn ε. The bare kernel defaults to j = 0 (BlackJAX-comparable); the engine's
+default is ``SETTINGS``' 0.2. A trajectory that ends non-finite, or with
 ΔH above ``divergence_threshold``, is flagged divergent (and, if non-finite, always rejected). HMC needs a smooth
 target: a trajectory that leaves the prior's support usually turns NaN on the way and is flagged divergent; one that
 merely ends outside it (ΔH = +inf with finite gradients) is an ordinary rejection.
@@ -26,6 +30,7 @@ from .integrators import (
     _check_position,
     _check_positive,
     _check_step,
+    _concrete,
     _invalid_gradient,
     _select,
     gradient_state,
@@ -33,8 +38,25 @@ from .integrators import (
     leapfrog,
 )
 from .metropolis import metropolis_accept
+from .settings import KernelSettings, Option, fraction, positive, positive_int
 
-__all__ = ["State", "Info", "init", "step"]
+__all__ = ["State", "Info", "init", "step", "SETTINGS"]
+
+SETTINGS = KernelSettings(
+    kind="continuous",
+    default_step_size=0.05,
+    target_acceptance=0.8,
+    needs_gradient=True,
+    manifold="euclidean",
+    model_args=(("log_prior_fn", "log_prior"),),
+    options=(
+        Option("num_integration_steps", 10, True, "leapfrog steps per trajectory", positive_int),
+        Option("inverse_mass", 1.0, False, "diagonal inverse mass M^-1, scalar or [dim], > 0", positive),
+        Option("step_size_jitter", 0.2, False, "j: each step uses eps*(1 + j*(2u - 1)), u ~ U[0, 1); 0 = off",
+               fraction),
+    ),
+    reference="Duane et al. 1987; Neal 2011",
+)
 
 State = GradientState
 
@@ -91,6 +113,7 @@ def step(
     num_integration_steps: int,
     inverse_mass: jax.Array | float = 1.0,
     divergence_threshold: float = 1000.0,
+    step_size_jitter: jax.Array | float = 0.0,
 ) -> tuple[GradientState, Info]:
     """One HMC step (momentum refresh, leapfrog trajectory, Metropolis accept/reject).
 
@@ -104,6 +127,8 @@ def step(
         num_integration_steps: static Python int ≥ 1, leapfrog steps per trajectory.
         inverse_mass: float [] or [dim] diagonal inverse mass M⁻¹ (traced), > 0; ideally the target's variances.
         divergence_threshold: ΔH above which the step is flagged divergent (BlackJAX's default, 1000).
+        step_size_jitter: float [] j in [0, 1) (traced): the trajectory uses ε·(1 + j·(2u − 1)), u ~ U[0, 1) from
+            ``fold_in(key, 0x6A17)``. A Python 0 (the default) skips the draw entirely.
 
     Returns:
         ``(GradientState, Info)``; the position keeps its dtype.
@@ -114,6 +139,12 @@ def step(
         raise ValueError(f"hmc.step: num_integration_steps must be a positive Python int, got "
                          f"{num_integration_steps!r}")
     _check_inverse_mass(inverse_mass, x.shape[0])
+    jitter = _concrete(step_size_jitter)
+    if jitter is not None and not (jitter.shape == () and 0.0 <= jitter < 1.0):
+        raise ValueError(f"hmc.step: step_size_jitter must be a number in [0, 1), got {step_size_jitter!r}")
+    if not (isinstance(step_size_jitter, (int, float)) and step_size_jitter == 0):  # arrays/tracers: always drawn
+        u = jax.random.uniform(jax.random.fold_in(key, 0x6A17), (), jnp.result_type(step_size, float))
+        step_size = step_size * (1.0 + step_size_jitter * (2.0 * u - 1.0))
     dtype = x.dtype
     beta = _as(beta, dtype)
     inverse_mass = _as(inverse_mass, dtype)

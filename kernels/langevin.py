@@ -31,8 +31,20 @@ from .integrators import (
     _select,
     gradient_state,
 )
+from .settings import KernelSettings
 
-__all__ = ["State", "Info", "init", "step"]
+__all__ = ["State", "Info", "init", "step", "SETTINGS"]
+
+# Unadjusted: no acceptance to aim at, the step size is the user's bias/variance trade-off.
+SETTINGS = KernelSettings(
+    kind="continuous",
+    default_step_size=1e-3,
+    target_acceptance=None,
+    needs_gradient=True,
+    manifold="euclidean",
+    model_args=(("log_prior_fn", "log_prior"),),
+    reference="Parisi 1981; Roberts & Tweedie 1996",
+)
 
 State = GradientState
 

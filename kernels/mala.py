@@ -34,8 +34,19 @@ from .integrators import (
     potential_gradient,
 )
 from .metropolis import metropolis_accept
+from .settings import KernelSettings
 
-__all__ = ["State", "Info", "init", "step"]
+__all__ = ["State", "Info", "init", "step", "SETTINGS"]
+
+SETTINGS = KernelSettings(
+    kind="continuous",
+    default_step_size=0.05,
+    target_acceptance=0.57,
+    needs_gradient=True,
+    manifold="euclidean",
+    model_args=(("log_prior_fn", "log_prior"),),
+    reference="Roberts & Tweedie 1996; Roberts & Rosenthal 1998",
+)
 
 State = GradientState
 

@@ -27,8 +27,19 @@ from .integrators import (
     _strong,
 )
 from .metropolis import metropolis_accept
+from .settings import KernelSettings
 
-__all__ = ["State", "Info", "init", "step"]
+__all__ = ["State", "Info", "init", "step", "SETTINGS"]
+
+SETTINGS = KernelSettings(
+    kind="continuous",
+    default_step_size=0.1,
+    target_acceptance=0.3,
+    needs_gradient=False,
+    manifold="euclidean",
+    model_args=(("log_prior_fn", "log_prior"),),
+    reference="Metropolis et al. 1953; Roberts, Gelman & Gilks 1997",
+)
 
 
 class State(NamedTuple):

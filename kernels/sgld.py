@@ -35,8 +35,25 @@ from .integrators import (
     gradient_state,
 )
 from .langevin import Info, _langevin_move, _unadjusted_transition
+from .settings import KernelSettings, Option, optional_positive_int
 
-__all__ = ["State", "Info", "init", "step"]
+__all__ = ["State", "Info", "init", "step", "SETTINGS"]
+
+# Unadjusted: no acceptance to aim at. n_data is the model's static data-set size.
+SETTINGS = KernelSettings(
+    kind="continuous",
+    default_step_size=1e-4,
+    target_acceptance=None,
+    needs_gradient=True,
+    manifold="euclidean",
+    energy="energy_minibatch",
+    model_args=(("log_prior_fn", "log_prior"), ("n_data", "n_data")),
+    options=(
+        Option("batch_size", None, True, "minibatch size B in [1, n_data] (default min(32, n_data))",
+               optional_positive_int),
+    ),
+    reference="Welling & Teh 2011",
+)
 
 State = GradientState
 
@@ -105,7 +122,7 @@ def step(
     log_prior_fn: Callable | None,
     step_size: jax.Array,
     n_data: int,
-    batch_size: int,
+    batch_size: int | None = None,
 ) -> tuple[GradientState, Info]:
     """One SGLD step: move with the cached minibatch gradient, then estimate energy and gradient at the new point.
 
@@ -117,12 +134,15 @@ def step(
         log_prior_fn: ``x [dim] -> []`` log prior (exact, not subsampled), or ``None`` for a flat prior.
         step_size: float [] (traced) time step h; the injected noise has standard deviation √h.
         n_data: static Python int P.
-        batch_size: static Python int B in [1, P]; indices are drawn uniformly without replacement.
+        batch_size: static Python int B in [1, P] (``None``: min(32, P)); indices are drawn uniformly without
+            replacement.
 
     Returns:
         ``(GradientState, langevin.Info)``; a move to a non-finite estimate is not taken and flagged divergent.
     """
     x = _check_position(state.position, "sgld.step")
+    if batch_size is None and not isinstance(n_data, bool) and isinstance(n_data, int):
+        batch_size = min(32, n_data)
     _check_sizes(n_data, batch_size, "sgld.step")
     _check_scalar(step_size, "step_size", "sgld.step")
     _check_positive(step_size, "step_size", "sgld.step")

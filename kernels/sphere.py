@@ -27,8 +27,19 @@ import jax.numpy as jnp
 
 from .integrators import _check_position
 from .rwm import Info, State, _evaluate, _symmetric_step
+from .settings import KernelSettings
 
-__all__ = ["State", "Info", "init", "step", "project"]
+__all__ = ["State", "Info", "init", "step", "project", "SETTINGS"]
+
+SETTINGS = KernelSettings(
+    kind="continuous",
+    default_step_size=0.1,
+    target_acceptance=0.3,
+    needs_gradient=False,
+    manifold="sphere",
+    model_args=(("log_prior_fn", "log_prior"),),
+    reference="Byrne & Girolami 2013; Gardner 1988; Metropolis et al. 1953",
+)
 
 
 def project(position: jax.Array) -> jax.Array:

@@ -1,5 +1,6 @@
 """engine.samplers: kernel choice, option checks, and that each bound kernel samples the right distribution."""
 
+import functools
 import math
 
 import jax
@@ -188,3 +189,135 @@ def test_step_same_key_same_output_and_jit_vmap_agree():
     batch = jax.tree.map(lambda v: jnp.stack([v, v]), st)
     v, _ = jax.vmap(sampler.step, in_axes=(0, 0, None, None))(jnp.stack([k, k]), batch, 1.0, 0.2)
     np.testing.assert_allclose(v.position[0], a.position, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ settings-driven binding
+def test_sampler_carries_the_kernels_settings():
+    from thermodl.engine.samplers import KERNEL_SETTINGS, KERNELS
+    from thermodl.kernels import heat_bath, hmc
+
+    s = make_sampler(Gauss(jnp.ones(3)), "hmc")
+    assert s.settings is hmc.SETTINGS and s.default_step_size == hmc.SETTINGS.default_step_size
+    d = make_sampler(TinyIsing(jnp.float32(1.0)), "heat_bath")
+    assert d.settings is heat_bath.SETTINGS and d.target_acceptance is None and d.default_step_size == 1.0
+    assert set(KERNELS) == {"auto"} | set(KERNEL_SETTINGS)
+    assert set(DISCRETE_KERNELS) == {n for n, k in KERNEL_SETTINGS.items() if k.kind == "discrete"}
+    assert {"flip_metropolis", "heat_bath", "block_gibbs"} <= set(DISCRETE_KERNELS)
+    assert {"rwm", "mala", "hmc", "langevin", "sgld", "sphere", "slice_sphere"} <= set(CONTINUOUS_KERNELS)
+
+
+def test_unknown_option_one_clear_message():
+    from thermodl.engine.samplers import split_options
+
+    for call in (lambda: make_sampler(Gauss(jnp.ones(3)), "hmc", num_steps=3, inverse_mas=1.0),
+                 lambda: split_options("hmc", {"num_steps": 3, "inverse_mas": 1.0})):
+        with pytest.raises(ValueError) as err:
+            call()
+        msg = str(err.value)
+        assert msg.startswith("unknown option(s) 'inverse_mas', 'num_steps' for kernel 'hmc'; valid options:")
+        for name in ("num_integration_steps", "inverse_mass", "step_size_jitter"):
+            assert name in msg
+    with pytest.raises(ValueError, match="for kernel 'rwm'; valid options: none"):
+        split_options("rwm", {"inverse_mass": 2.0})
+
+
+def test_split_options_follows_declared_options():
+    from thermodl.engine.samplers import split_options
+
+    static, traced = split_options("hmc", {"num_integration_steps": np.int64(7), "inverse_mass": 2,
+                                           "step_size_jitter": 0.0})
+    assert static == (("num_integration_steps", 7),) and type(static[0][1]) is int
+    assert set(traced) == {"inverse_mass", "step_size_jitter"}
+    for v in traced.values():
+        assert isinstance(v, jax.Array) and v.dtype == jnp.result_type(float) and not v.weak_type
+    with pytest.raises(ValueError, match="kernel 'hmc': option num_integration_steps must be a positive int"):
+        split_options("hmc", {"num_integration_steps": 10.0})
+    with pytest.raises(ValueError, match="step_size_jitter must be a number in"):
+        split_options("hmc", {"step_size_jitter": 1.0})
+    with pytest.raises(ValueError, match="inverse_mass must be positive"):
+        split_options("hmc", {"inverse_mass": np.array([1.0, -1.0, 1.0])})
+    assert split_options("sgld", {"batch_size": 8}) == ((("batch_size", 8),), {})
+    assert split_options("flip_metropolis", {"order": "systematic"}) == ((("order", "systematic"),), {})
+    with pytest.raises(ValueError, match="order must be one of"):
+        split_options("flip_metropolis", {"order": "sideways"})
+    assert split_options("hmc", {"inverse_mass": None}) == ((), {})  # None: the default
+    assert split_options("auto", {}) == ((), {})
+    with pytest.raises(ValueError, match="resolve 'auto'"):
+        split_options("auto", {"inverse_mass": 1.0})
+    with pytest.raises(ValueError, match="unknown kernel 'nuts'"):
+        split_options("nuts", {})
+
+
+def test_traced_option_values_compile_once():
+    """Three float values of hmc's inverse_mass (and of the jitter) go through one trace of a jitted step."""
+    from thermodl.engine.samplers import split_options
+
+    model = Gauss(jnp.array([0.5, 1.0, 4.0]))
+    traces = []
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def run(static, traced, key):
+        traces.append(1)
+        sampler = make_sampler(model, "hmc", **dict(static), **traced)
+        state, info = sampler.step(key, sampler.init(jnp.ones(3)), 1.0, 0.1)
+        return state.position, info.acceptance_probability
+
+    outs = []
+    for m in (1.0, 2.0, 3.0):
+        static, traced = split_options("hmc", {"num_integration_steps": 5, "inverse_mass": m,
+                                               "step_size_jitter": 0.1 * m})
+        outs.append(run(static, traced, jax.random.key(0))[0])
+    assert len(traces) == 1
+    assert not np.allclose(outs[0], outs[1])  # the values really reach the kernel
+    static, traced = split_options("hmc", {"num_integration_steps": 6, "inverse_mass": 1.0,
+                                           "step_size_jitter": 0.1})
+    run(static, traced, jax.random.key(0))
+    assert len(traces) == 2  # a static option is part of the program
+
+
+def test_hmc_jitter_lives_in_the_kernel_and_matches_the_old_engine_path():
+    """make_sampler's hmc step = hmc.step with ε·(1 + j(2u − 1)), u from fold_in(key, 0x6A17), bitwise (the
+    formula make_sampler applied before the jitter moved into the kernel); j = 0 is the bare kernel."""
+    from thermodl.kernels import hmc
+
+    model = Gauss(jnp.array([0.5, 1.0, 4.0]))
+    st = hmc.init(jnp.array([0.3, -0.2, 0.9]), model.energy, model.log_prior)
+    key, eps = jax.random.key(4), jnp.float32(0.3)
+    u = jax.random.uniform(jax.random.fold_in(key, 0x6A17), (), jnp.float32)
+    old, _ = hmc.step(key, st, model.energy, 1.0, model.log_prior, eps * (1.0 + 0.2 * (2.0 * u - 1.0)), 10, 1.0)
+    new, _ = make_sampler(model, "hmc").step(key, st, 1.0, eps)
+    np.testing.assert_array_equal(np.asarray(new.position), np.asarray(old.position))
+    bare, _ = hmc.step(key, st, model.energy, 1.0, model.log_prior, eps, 10)
+    off, _ = make_sampler(model, "hmc", step_size_jitter=0).step(key, st, 1.0, eps)
+    traced_off, _ = make_sampler(model, "hmc", step_size_jitter=jnp.float32(0.0)).step(key, st, 1.0, eps)
+    np.testing.assert_array_equal(np.asarray(off.position), np.asarray(bare.position))
+    np.testing.assert_array_equal(np.asarray(traced_off.position), np.asarray(bare.position))
+    assert not np.array_equal(np.asarray(bare.position), np.asarray(new.position))
+    with pytest.raises(ValueError, match="step_size_jitter"):
+        hmc.step(key, st, model.energy, 1.0, model.log_prior, eps, 10, step_size_jitter=1.5)
+
+
+def test_manifold_and_model_attributes_are_checked():
+    with pytest.raises(ValueError, match="kernel 'rwm' samples on the euclidean manifold.*fit this model: "
+                                         "slice_sphere, sphere"):
+        make_sampler(SphereField(jnp.ones(3)), "rwm")
+    with pytest.raises(ValueError, match="kernel 'sphere' samples on the sphere manifold"):
+        make_sampler(Gauss(jnp.ones(3)), "sphere")
+    with pytest.raises(ValueError, match="kernel 'sgld' needs a model with energy_minibatch, n_data"):
+        make_sampler(Gauss(jnp.ones(3)), "sgld")
+
+
+def test_sgld_default_batch_size_and_flip_order_option():
+    y = jnp.asarray(np.random.default_rng(0).normal(size=(40, 2)), jnp.float32)
+    model = GaussData(jnp.array([1.0, 1.0]), y=y)
+    s = make_sampler(model, "sgld")
+    st = s.init(jnp.zeros(2))
+    new, info = s.step(jax.random.key(0), st, 1.0, 1e-3)
+    assert new.position.shape == (2,) and not bool(info.is_divergent)
+    with pytest.raises(ValueError, match="batch_size must be a Python int in \\[1, n_data=40\\]"):
+        make_sampler(model, "sgld", batch_size=41).step(jax.random.key(0), st, 1.0, 1e-3)
+    ising = TinyIsing(jnp.float32(1.0))
+    for order in ("random", "systematic"):
+        s = make_sampler(ising, "flip_metropolis", order=order)
+        st, _ = s.step(jax.random.key(1), s.init(jnp.ones(ising.dim)), 0.3)
+        np.testing.assert_allclose(st.energy, ising.energy(st.position), atol=1e-5)

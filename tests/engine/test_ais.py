@@ -126,12 +126,13 @@ def test_bayesian_linear_vs_closed_form():
     assert abs(est.z_score(exact(model, 1.0))) < 3, (est, exact(model, 1.0))
 
 
-def test_pilot_step_sizes_follow_curvature():
-    """Pilot-adapted ε shrinks as β·curvature grows, and the estimate is right at β = 10 (stiff end)."""
+def test_population_step_sizes_follow_curvature():
+    """Population-adapted ε (no pilot) shrinks as β·curvature grows, the acceptance tracks HMC's target after the
+    first few temperatures, and the estimate is right at β = 10 (stiff end)."""
     model = GaussExact(jnp.array([1.0, 4.0, 16.0, 100.0]))
     res = run_ais(model, ais_schedule(10.0, 150), key=jax.random.key(0), n_chains=128, kernel="hmc")
     assert res.step_size[-1] < 0.5 * res.step_size[1]
-    assert np.all(np.abs(res.acceptance[5:] - 0.8) < 0.15)
+    assert np.all(np.abs(res.acceptance[10:] - 0.8) < 0.15)
     value, stderr, ess, _ = log_weights_estimate(res.log_weights)
     assert ess > 10
     assert abs(value - float(model.exact_log_partition(10.0))) < 3 * stderr

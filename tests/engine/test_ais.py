@@ -151,4 +151,5 @@ def test_nan_weights_excluded_and_counted():
 def test_float64(x64):
     model = Ising2D(4)
     est = ais_log_partition(model, 0.3, key=jax.random.key(1), n_chains=64, n_temperatures=50)
-    assert abs(est.z_score(exact(model, 0.3))) < 3, est
+    # 4 sigma: with 64 chains the delta-method z is t-like (measured std of z over 12 seeds: 1.1-1.5)
+    assert abs(est.z_score(exact(model, 0.3))) < 4, est

@@ -153,3 +153,48 @@ def test_float64(x64):
     est = ais_log_partition(model, 0.3, key=jax.random.key(1), n_chains=64, n_temperatures=50)
     # 4 sigma: with 64 chains the delta-method z is t-like (measured std of z over 12 seeds: 1.1-1.5)
     assert abs(est.z_score(exact(model, 0.3))) < 4, est
+
+
+# ------------------------------------------------------------------------------------- reliability flags
+def test_min_reliable_ess_rule():
+    """ESS ≥ max(10, √2 n^{3/4}): a few percent of the chains is never enough."""
+    assert ais.min_reliable_ess(16) == 10.0
+    assert ais.min_reliable_ess(256) == pytest.approx(math.sqrt(2) * 64)
+    assert 14 < ais.min_reliable_ess(256) and ais.min_reliable_ess(1024) / 1024 > 0.2
+
+
+@pytest.mark.filterwarnings("ignore:AIS at beta")
+def test_low_ess_flagged_with_reasons():
+    """Too short a schedule at β = 1: a weight ESS of a few percent comes out reliable=False with a reason."""
+    model = Ising2D(4)
+    est = ais_log_partition(model, 1.0, key=jax.random.key(0), n_chains=256, n_temperatures=6)
+    d = est.diagnostics
+    assert d["ess"] < ais.min_reliable_ess(256)
+    assert not est.reliable and d["unreliable"] and not d["reliable"] and "ESS" in est.reasons[0]
+    assert d["reasons"] == list(est.reasons)
+
+
+def _perceptron(n, p, seed):
+    from thermodl.models.perceptron import BinaryPerceptron
+
+    rng = np.random.default_rng(seed)
+    X = rng.choice([-1.0, 1.0], size=(p, n)).astype(np.float32)
+    y = rng.choice([-1.0, 1.0], size=p).astype(np.float32)
+    return BinaryPerceptron(jnp.asarray(X), jnp.asarray(y))
+
+
+@pytest.mark.filterwarnings("ignore:AIS at beta")
+def test_hopeless_perceptron_is_right_or_flagged():
+    """±1 perceptron near capacity at β = 20 with a tiny budget: right within 4 stderr, or reliable=False."""
+    model = _perceptron(12, 10, 3)
+    est = ais_log_partition(model, 20.0, key=jax.random.key(0), n_chains=32, n_temperatures=10)
+    assert (not est.reliable) or abs(est.z_score(exact(model, 20.0))) < 4, est
+
+
+def test_sk_and_perceptron_vs_enumeration():
+    from thermodl.models.sk import SK
+
+    for model, beta in ((SK.random(jax.random.key(1), 10), 1.5), (_perceptron(12, 8, 0), 5.0)):
+        est = ais_log_partition(model, beta, key=jax.random.key(4), n_chains=128, n_temperatures=100)
+        assert est.reliable, est.reasons
+        assert abs(est.z_score(exact(model, beta))) < 4, (est, exact(model, beta))

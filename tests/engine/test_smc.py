@@ -148,8 +148,6 @@ def test_runs_are_lanes_keyed_by_global_index():
     r6 = run_smc(model, 1.0, n_runs=6, run_block=1, **kw)
     np.testing.assert_array_equal(r4.log_z, r6.log_z[:4])
     np.testing.assert_array_equal(r4.n_stages, r6.n_stages[:4])
-    r2 = run_smc(model, 1.0, n_runs=4, run_block=2, **kw)  # different vmap width: equal up to float reassociation
-    np.testing.assert_allclose(r4.log_z, r2.log_z, rtol=1e-5, atol=1e-5)
 
 
 _CHILD = textwrap.dedent("""

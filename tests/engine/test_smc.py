@@ -75,7 +75,8 @@ def test_vs_exact(name):
 
 @pytest.mark.slow
 def test_z_scores_calibrated_across_seeds():
-    """16 independent SMC estimates on one SK sample: the z-scores against enumeration look standard normal."""
+    """16 independent SMC estimates on one SK sample: the z-scores against enumeration look standard normal
+    (measured: mean −0.34, std 0.98, 16/16 reliable)."""
     model = SK.random(jax.random.key(2), 8)
     want = exact(model, 1.0)
     z, flags = [], []

@@ -198,3 +198,10 @@ def test_population_anneal_energy_and_log_z_on_a_disorder_stack():
             assert abs(res.mean_energy[d, k] - want) < 4 * res.mean_energy_stderr[d, k] + 1e-6, (d, k)
         assert abs(res.log_z[d] + m.dim * math.log(2) - exact(m, 1.2)) < 4 * res.log_z_stderr[d], d
     assert res.observables["m2"].shape == (2,) and np.all((res.observables["m2"] >= 0) & (res.observables["m2"] <= 1))
+
+
+def test_float64(x64):
+    model = SK.random(jax.random.key(1), 8)
+    est = smc_log_partition(model, 1.0, key=jax.random.key(1), n_particles=32, n_runs=8, n_sweeps=1)
+    assert est.reliable, est.reasons
+    assert abs(est.z_score(exact(model, 1.0))) < 4, est

@@ -531,7 +531,8 @@ def min_reliable_ess(n: int) -> float:
     Derivation (log-normal weights, log w ~ N(μ, σ²), which is what long annealing paths give): ESS/n ≈ e^{−σ²},
     and the stderr comes from the sample variance of w, whose relative error is ≈ √(kurtosis/n) ≈ e^{2σ²}/√n =
     (n/ESS)²/√n. Requiring that relative error ≤ 1/2 gives ESS ≥ √2 · n^{3/4} (n = 64: 32; 128: 54; 256: 91;
-    1024: 256), and at least 10 (so n < 10 weights are never enough). Below it a few weights dominate, the estimate is biased low and the
-    error bar too small (measured: ESS 14/256 gave z = +3.3 while the old 1 % rule called it reliable).
+    1024: 256), and at least 10. Below it a few weights dominate, the estimate is biased low and the error bar
+    too small (measured: ESS 14/256 gave z = +3.3 while the old 1 % rule called it reliable; ESS 2–5 of 256 at
+    β = 1 on Ising 4×4 gave z ≈ −2.7, now flagged).
     """
     return max(10.0, math.sqrt(2.0) * n**0.75)

@@ -20,7 +20,8 @@ Y. Zhou, A. M. Johansen, J. A. D. Aston, JCGS 25, 701 (2016) (CESS schedule); A.
     estimate is biased low and its error bar too small; more particles per run are needed;
   - the runs disagree more than their own single-run error bars say: χ² = Σ_r (log Ẑ_r − mean)² / mean_r V̂_r
     above the 99.9 % point of χ²_{R−1} (multinomial resampling only, for which V̂ is valid; measured: with
-    systematic resampling V̂ understates the between-run variance ~4×, with multinomial it matches);
+    systematic resampling V̂ understated the between-run variance 2–4× on Ising 4×4 and an RBM, with multinomial
+    it matched);
   - the stage cap was hit (the last jump to β was forced, the CESS target was not kept);
   - frozen particles: population-mean acceptance below ``FROZEN_ACCEPTANCE`` (1 %) over the last quarter of the
     stages (resampling then only duplicates configurations that never move again).

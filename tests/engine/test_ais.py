@@ -143,6 +143,10 @@ def test_nan_weights_excluded_and_counted():
     res = run_ais(model, ais_schedule(1.0, 20), key=jax.random.key(3), n_chains=128, kernel="rwm")
     n_nan = int(np.isnan(res.log_weights).sum())
     assert n_nan >= 1
+    # memory flat in the number of temperatures: per-chain outputs are [chains] or [chains, dim], never [.., K]
+    for name, a in res.raw._asdict().items():
+        a = np.asarray(a) if not isinstance(a, dict) else np.zeros(())
+        assert not (128 in a.shape and a.size >= 128 * 19), (name, a.shape)
     est = ais_log_partition(model, 1.0, key=jax.random.key(3), n_chains=128, n_temperatures=20, kernel="rwm")
     assert est.diagnostics["n_excluded"] == n_nan
     assert math.isfinite(est.value) and math.isfinite(est.stderr)

@@ -5,43 +5,41 @@ schedule of R. Grosse, C. Maddison, R. Salakhutdinov, "Annealing between distrib
 NIPS 2013 (§5); effective sample size of importance weights: A. Kong, J. S. Liu, W. H. Wong, JASA 89, 278 (1994).
 
 Every chain starts from an exact draw of the β = 0 ensemble (``model.sample_reference``) and is annealed along
-0 = β_0 < β_1 < ... < β_K = β with ``kernels.ais.step`` (weight increment −(β_k − β_{k−1})·E, then
-``n_sweeps`` transitions at β_k). Then
+0 = β_0 < β_1 < ... < β_K = β by the engine's one annealing loop (``engine.annealing``: fixed schedule, no
+resampling; weight increment −(β_k − β_{k−1})·E, then ``n_sweeps`` transitions at β_k). Then
 
     log Z(β) = log Z(0) + log mean_c exp(log w_c),
 
 and, the chains being independent, the delta-method standard error of the log of a mean of weights is
-sd(w)/(√n · mean(w)) (computed on max-normalised weights). The weights' ESS = (Σw)²/Σw² tells whether that
-error bar can be trusted: when ESS/n_chains < ``UNRELIABLE_ESS_FRACTION`` (1%) or ESS < ``UNRELIABLE_MIN_ESS``
-(10) a few chains dominate, the estimate is biased low and the stderr too small (the spread of a handful of
-weights says nothing about the ones never drawn); the estimate is then flagged ``diagnostics["unreliable"] = True`` and a
-``RuntimeWarning`` is issued (use more temperatures or chains). Chains whose final log weight is NaN are
-excluded and counted (``n_excluded``), never averaged.
+sd(w)/(√n · mean(w)) (computed on max-normalised weights). Chains whose final log weight is NaN are excluded and
+counted (``n_excluded``), never averaged.
 
-Step sizes (continuous kernels with a target acceptance, e.g. HMC): unless given, a pilot anneal with independent
-keys (``n_pilot`` chains) adapts log ε by Robbins–Monro on the chain-averaged acceptance, ``n_adapt`` updates per
-temperature, carrying ε from one temperature to the next; the per-temperature ε_k it ends with are then *frozen*
-for the production anneal (so the transitions of the production chains do not depend on those chains and the
-estimator stays unbiased).
+Reliability (``LogZEstimate.reliable`` / ``.reasons``, also in diagnostics; ``unreliable`` = not reliable; a
+``RuntimeWarning`` when not reliable): the weights' ESS = (Σw)²/Σw² must reach
+``engine.annealing.min_reliable_ess(n)`` = max(10, √2·n^{3/4}) (derived there from log-normal weights: below it the
+sample variance that gives the error bar is itself off by more than 1/2; e.g. 91 of 256 chains, 54 of 128) — a
+weight ESS of a few percent is NOT reliable (measured: ESS 14/256 gave z = +3.3 under the old 1 % rule). Also
+flagged: NaN weights, a non-finite error bar, and frozen transitions (mean acceptance below 1 % over the last
+quarter of the temperatures: the chains stop equilibrating and the weights stop telling how far they lag behind).
+
+Step sizes (continuous kernels with a target acceptance, e.g. HMC): unless given, ε is adapted from the POPULATION
+of chains inside the loop (log ε += ā − target after every sweep, ā the chain-mean acceptance; 10 adaptation
+steps at β = 0 first, which keep the exact β = 0 draws exact) — no pilot run (the old pilot, 64 chains × 8
+updates per temperature, made runs 3.6× slower for no accuracy gain). ε then depends on all chains' past, which
+couples the chains by O(1/n): the estimator is consistent with an O(1/n) bias, as adaptive SMC is.
 """
 
 from __future__ import annotations
 
-import collections
-import functools
 import math
 import warnings
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from thermodl.kernels import ais as ais_kernel
-
-from .keys import as_key as _as_key
+from . import annealing
+from .annealing import log_weights_estimate, min_reliable_ess
 from .estimate import LogZEstimate
-from .samplers import make_sampler, resolve_kernel, split_options
 from .validate import check_beta, check_betas, check_choice, check_positive_int
 
 __all__ = [
@@ -50,13 +48,13 @@ __all__ = [
     "run_ais",
     "ais_log_partition",
     "log_weights_estimate",
-    "UNRELIABLE_ESS_FRACTION",
-    "UNRELIABLE_MIN_ESS",
+    "min_reliable_ess",
+    "FROZEN_ACCEPTANCE",
 ]
 
-UNRELIABLE_ESS_FRACTION = 0.01
-UNRELIABLE_MIN_ESS = 10.0
+FROZEN_ACCEPTANCE = 0.01
 SCHEDULES = ("sigmoid", "geometric", "linear")
+_TRACE_COUNTS = annealing._TRACE_COUNTS  # compilations of the shared loop (tests check for recompiles)
 
 
 class AISResult(NamedTuple):
@@ -69,6 +67,7 @@ class AISResult(NamedTuple):
         acceptance: float64 [K] — chain-averaged acceptance probability of the transitions at β_1..β_K.
         n_divergent: int [chains] — divergent transitions per chain.
         kernel: the kernel used.
+        raw: the ``engine.annealing.AnnealResult`` of the run (one lane, leading run axis dropped).
     """
 
     log_weights: np.ndarray
@@ -77,6 +76,7 @@ class AISResult(NamedTuple):
     acceptance: np.ndarray
     n_divergent: np.ndarray
     kernel: str
+    raw: Any = None
 
 
 def ais_schedule(beta: float, n_temperatures: int, schedule: str = "sigmoid", delta: float = 4.0) -> np.ndarray:
@@ -105,98 +105,6 @@ def ais_schedule(beta: float, n_temperatures: int, schedule: str = "sigmoid", de
     return beta * s
 
 
-class _Spec(NamedTuple):
-    kernel: str
-    static_options: tuple
-    n_sweeps: int
-    target: float | None
-    n_adapt: int
-
-
-def _transition(sampler, key, inner, beta, eps, n_sweeps):
-    """n_sweeps transitions at β; returns (inner, mean acceptance, any divergent)."""
-    acc, div = 0.0, False
-    for s in range(n_sweeps):
-        inner, info = sampler.step(jax.random.fold_in(key, s), inner, beta, eps)
-        acc = acc + info.acceptance_probability
-        div = div | info.is_divergent
-    return inner, acc / n_sweeps, div
-
-
-def _anneal_impl(model, schedule, eps, key_init, key_steps, array_options, *, spec: _Spec, n_chains: int):
-    """Production anneal: vmap over chains, scan over the schedule. eps [K+1] fixed."""
-    _TRACE_COUNTS["anneal"] += 1
-    sampler = make_sampler(model, spec.kernel, **dict(spec.static_options), **array_options)
-
-    def chain(c):
-        x0 = model.sample_reference(jax.random.fold_in(key_init, c))
-        state = ais_kernel.init(sampler.init(x0))
-        kc = jax.random.fold_in(key_steps, c)
-
-        def body(carry, k):
-            state, n_div = carry
-            key = jax.random.fold_in(kc, k)
-
-            def transition(tkey, inner, beta):
-                inner, acc, div = _transition(sampler, tkey, inner, beta, eps[k], spec.n_sweeps)
-                return inner, _Inner(acc, div)
-
-            state, info = ais_kernel.step(key, state, schedule[k - 1], schedule[k], transition)
-            return (state, n_div + info.is_divergent.astype(jnp.int32)), info.acceptance_probability
-
-        ks = jnp.arange(1, schedule.shape[0])
-        (state, n_div), acc = jax.lax.scan(body, (state, jnp.zeros((), jnp.int32)), ks)
-        return state.log_weight, acc, n_div
-
-    return jax.vmap(chain)(jnp.arange(n_chains))
-
-
-class _Inner(NamedTuple):
-    acceptance_probability: jax.Array
-    is_divergent: jax.Array
-
-
-def _pilot_impl(model, schedule, eps0, key_init, key_steps, array_options, *, spec: _Spec, n_chains: int):
-    """Pilot anneal adapting log ε per temperature (Robbins–Monro, carried along the schedule). Returns eps [K+1]."""
-    _TRACE_COUNTS["pilot"] += 1
-    sampler = make_sampler(model, spec.kernel, **dict(spec.static_options), **array_options)
-    x0 = jax.vmap(lambda c: model.sample_reference(jax.random.fold_in(key_init, c)))(jnp.arange(n_chains))
-    inner = jax.vmap(sampler.init)(x0)
-    vstep = jax.vmap(lambda k, s, b, e: sampler.step(k, s, b, e), in_axes=(0, 0, None, None))
-    ckeys = jax.vmap(lambda c: jax.random.fold_in(key_steps, c))(jnp.arange(n_chains))
-
-    def body(carry, k):
-        inner, log_eps = carry
-
-        def adapt(j, c):
-            inner, log_eps = c
-            keys = jax.vmap(lambda kk: jax.random.fold_in(jax.random.fold_in(kk, k), j))(ckeys)
-            inner, info = vstep(keys, inner, schedule[k], jnp.exp(log_eps))
-            acc = jnp.nanmean(info.acceptance_probability)
-            acc = jnp.where(jnp.isnan(acc), 0.0, acc)
-            # gain decays within a temperature so ε settles; scale 1 on log ε is a factor e per unit error.
-            return inner, log_eps + (acc - spec.target) * 2.0 / (1.0 + j) ** 0.5
-
-        inner, log_eps = jax.lax.fori_loop(0, spec.n_adapt, adapt, (inner, log_eps))
-        return (inner, log_eps), log_eps
-
-    ks = jnp.arange(1, schedule.shape[0])
-    _, log_eps = jax.lax.scan(body, (inner, jnp.log(eps0)), ks)
-    return jnp.exp(jnp.concatenate([log_eps[:1], log_eps]))
-
-
-_JIT: dict = {}
-_TRACE_COUNTS: collections.Counter = collections.Counter()  # traces (= compilations) per function, for tests
-
-
-def _jitted(kind, spec, n_chains):
-    k = (kind, spec, n_chains)
-    if k not in _JIT:
-        impl = _anneal_impl if kind == "anneal" else _pilot_impl
-        _JIT[k] = jax.jit(functools.partial(impl, spec=spec, n_chains=n_chains))
-    return _JIT[k]
-
-
 def _resolve_schedule(beta, n_temperatures, schedule) -> np.ndarray:
     if isinstance(schedule, str):
         return ais_schedule(beta, n_temperatures, schedule)
@@ -217,83 +125,51 @@ def run_ais(
     n_sweeps: int = 1,
     kernel: str = "auto",
     step_size=None,
-    n_pilot: int = 64,
-    n_adapt: int = 8,
+    n_pilot: int | None = None,
+    n_adapt: int | None = None,
     **kernel_options,
 ) -> AISResult:
     """Anneal ``n_chains`` independent chains along ``schedule`` (float [K+1], 0 to β) and return log weights.
 
     Args:
         model: a thermodl model.
-        schedule: float [K+1], strictly increasing, starting at 0.
-        key: ``jax.random.key`` (or int seed); chain c uses fold_in(fold_in(key, ·), c) streams.
+        schedule: float [K+1], strictly increasing, starting at 0 (traced: a new schedule of the same length
+            never recompiles).
+        key: ``jax.random.key`` (or int seed).
         n_chains: independent annealing chains.
         n_sweeps: transitions per temperature.
         kernel: see ``engine.samplers``.
-        step_size: scalar or [K+1]; default: adapted by a pilot anneal (kernels with a target acceptance) or the
-            kernel default.
-        n_pilot, n_adapt: pilot chains and adaptation updates per temperature.
+        step_size: scalar or [K+1] (fixed); default: adapted from the population of chains (kernels with a
+            target acceptance) or the kernel default.
+        n_pilot, n_adapt: accepted for backwards compatibility and ignored (there is no pilot run any more).
         **kernel_options: e.g. ``num_integration_steps`` for HMC.
 
     Returns:
         ``AISResult``.
     """
     sched = check_betas(schedule, "schedule", increasing=True, start_at_zero=True)
+    if sched.size < 2:
+        raise ValueError(f"schedule must hold at least 2 points, got {sched.size}")
     n_chains = check_positive_int(n_chains, "n_chains")
     n_sweeps = check_positive_int(n_sweeps, "n_sweeps")
-    n_pilot = check_positive_int(n_pilot, "n_pilot")
-    n_adapt = check_positive_int(n_adapt, "n_adapt")
-    key = _as_key(key)
-    name = resolve_kernel(model, kernel)
-    static_opts, array_opts = split_options(name, kernel_options)
-    sampler = make_sampler(model, name, **kernel_options)
-    dtype = jnp.result_type(float)
-    sched_j = jnp.asarray(sched, dtype)
-    spec = _Spec(name, static_opts, n_sweeps, sampler.target_acceptance, n_adapt)
-    discrete = model.kind == "discrete"
-
-    if step_size is None:
-        eps = jnp.full(sched.shape, sampler.default_step_size, dtype)
-        if sampler.target_acceptance is not None:
-            eps = _jitted("pilot", spec, n_pilot)(
-                model, sched_j, eps[0], jax.random.fold_in(key, 2), jax.random.fold_in(key, 3), array_opts
-            )
-    else:
-        e = np.broadcast_to(np.asarray(step_size, np.float64), sched.shape)
-        if not np.all(np.isfinite(e)) or np.any(e <= 0):
-            raise ValueError(f"step_size must be finite and > 0, got {step_size!r}")
-        eps = jnp.asarray(e, dtype)
-
-    log_w, acc, n_div = _jitted("anneal", spec, n_chains)(
-        model, sched_j, eps, jax.random.fold_in(key, 0), jax.random.fold_in(key, 1), array_opts
-    )
+    if n_pilot is not None or n_adapt is not None:
+        warnings.warn("run_ais: n_pilot / n_adapt are ignored (step sizes adapt from the population; no pilot run)",
+                      DeprecationWarning, stacklevel=2)
+    spec, params = annealing.prepare(model, key=key, beta=float(sched[-1]), kernel=kernel,
+                                     n_particles=max(n_chains, 2), n_sweeps=n_sweeps, schedule=sched,
+                                     resample=False, step_size=step_size, options=kernel_options)
+    raw = annealing.anneal(model, params, spec, n_runs=1)
+    one = type(raw)(*({k: x[0] for k, x in v.items()} if isinstance(v, dict) else v[0] for v in raw))
+    eps = np.asarray(one.step_size, np.float64)
     return AISResult(
-        log_weights=np.asarray(log_w, np.float64),
+        log_weights=np.asarray(one.log_weights, np.float64)[:n_chains],
         schedule=sched,
-        step_size=np.full(sched.shape, np.nan) if discrete else np.asarray(eps, np.float64),
-        acceptance=np.nanmean(np.asarray(acc, np.float64), axis=0),
-        n_divergent=np.asarray(n_div),
-        kernel=name,
+        step_size=np.concatenate([eps[:1], eps]),
+        acceptance=np.asarray(one.acceptance, np.float64),
+        n_divergent=np.asarray(one.n_divergent_particle)[:n_chains],
+        kernel=spec.kernel,
+        raw=one,
     )
-
-
-def log_weights_estimate(log_weights) -> tuple[float, float, float, int]:
-    """(log mean exp(log w), delta-method stderr, ESS, n_excluded) over the chains whose log w is not NaN.
-
-    Weights of +inf cannot be averaged either and are excluded too; −inf weights (w = 0) are kept.
-    """
-    lw = np.asarray(log_weights, np.float64)
-    ok = ~np.isnan(lw) & (lw != np.inf)
-    lw = lw[ok]
-    n = lw.size
-    if n == 0 or not np.any(np.isfinite(lw)):
-        return math.nan, math.nan, 0.0, int((~ok).sum())
-    w = np.exp(lw - lw.max())
-    mean = w.mean()
-    value = float(np.log(mean) + lw.max())
-    stderr = float(w.std(ddof=1) / math.sqrt(n) / mean) if n > 1 else math.nan
-    ess = float(w.sum() ** 2 / (w**2).sum())
-    return value, stderr, ess, int((~ok).sum())
 
 
 def ais_log_partition(
@@ -319,46 +195,63 @@ def ais_log_partition(
         n_temperatures: points of the schedule including 0 and β (ignored for an explicit schedule).
         schedule: ``"sigmoid"`` | ``"geometric"`` | ``"linear"`` or an explicit float [K+1] array from 0 to β.
         n_sweeps: transitions per temperature.
-        kernel, step_size, **options: see ``run_ais`` (``n_pilot``, ``n_adapt``, kernel options).
+        kernel, step_size, **options: see ``run_ais`` (kernel options).
 
     Returns:
-        ``LogZEstimate(method="ais")``; diagnostics: ``ess``, ``ess_fraction``, ``n_chains``, ``n_excluded``
-        (NaN weights), ``unreliable``, ``n_temperatures``, ``mean_acceptance``, ``min_acceptance``,
-        ``n_divergent``, ``kernel``, ``log_weight_std``, ``step_size_range``.
+        ``LogZEstimate(method="ais")`` with ``reliable`` / ``reasons``; diagnostics: ``ess``, ``ess_fraction``,
+        ``min_reliable_ess``, ``n_chains``, ``n_excluded`` (NaN weights), ``reliable``, ``reasons``,
+        ``unreliable`` (= not reliable), ``n_temperatures``, ``mean_acceptance``, ``min_acceptance``,
+        ``late_acceptance``, ``n_divergent``, ``kernel``, ``log_weight_std``, ``step_size_range``.
     """
     beta = check_beta(beta, "beta")
     sched = _resolve_schedule(beta, n_temperatures, schedule)
     log_z0 = float(model.log_reference_partition())
     if beta == 0.0:
-        return LogZEstimate(log_z0, 0.0, "ais", 0.0, {"n_chains": 0, "note": "beta = 0: log Z(0) is exact"})
+        return LogZEstimate(log_z0, 0.0, "ais", 0.0, {"n_chains": 0, "note": "beta = 0: log Z(0) is exact",
+                                                       "reliable": True, "reasons": [], "unreliable": False})
     res = run_ais(model, sched, key=key, n_chains=n_chains, n_sweeps=n_sweeps, kernel=kernel,
                   step_size=step_size, **options)
     value, stderr, ess, n_excl = log_weights_estimate(res.log_weights)
     n_used = res.log_weights.size - n_excl
     frac = ess / n_used if n_used else 0.0
-    unreliable = bool(frac < UNRELIABLE_ESS_FRACTION or ess < UNRELIABLE_MIN_ESS or not np.isfinite(stderr))
-    if unreliable:
-        warnings.warn(
-            f"AIS at beta={beta:g}: weight ESS {ess:.1f} of {n_used} chains ({frac:.2%}); the error bar is not "
-            "trustworthy — use more temperatures or chains",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    need = min_reliable_ess(n_used)
+    k = res.acceptance.size
+    late = float(np.nanmean(res.acceptance[k - max(1, k // 4):])) if np.any(np.isfinite(res.acceptance)) \
+        else math.nan
+    reasons = []
+    if not ess >= need:
+        reasons.append(f"weight ESS {ess:.1f} of {n_used} chains ({frac:.1%}) is below {need:.0f} = max(10, "
+                       "sqrt(2) n^(3/4)): a few chains dominate and the error bar is not trustworthy; use more "
+                       "temperatures or chains")
+    if not math.isfinite(stderr):
+        reasons.append("non-finite error bar")
+    if n_excl:
+        reasons.append(f"{n_excl} chains had NaN weights (excluded from the mean)")
+    if late < FROZEN_ACCEPTANCE:
+        reasons.append(f"frozen transitions: mean acceptance {late:.2g} over the last quarter of the temperatures")
+    reliable = not reasons
+    if not reliable:
+        warnings.warn(f"AIS at beta={beta:g}: not reliable: " + "; ".join(reasons), RuntimeWarning, stacklevel=2)
     finite_lw = res.log_weights[np.isfinite(res.log_weights)]
+    finite_eps = res.step_size[np.isfinite(res.step_size)]
     diagnostics = {
         "ess": ess,
         "ess_fraction": frac,
+        "min_reliable_ess": need,
         "n_chains": int(res.log_weights.size),
         "n_excluded": n_excl,
-        "unreliable": unreliable,
+        "reliable": reliable,
+        "reasons": list(reasons),
+        "unreliable": not reliable,
         "n_temperatures": int(sched.size),
         "n_sweeps": n_sweeps,
         "kernel": res.kernel,
         "mean_acceptance": float(np.nanmean(res.acceptance)),
         "min_acceptance": float(np.nanmin(res.acceptance)),
+        "late_acceptance": late,
         "n_divergent": int(res.n_divergent.sum()),
         "log_weight_std": float(finite_lw.std()) if finite_lw.size > 1 else math.nan,
-        "step_size_range": (float(np.nanmin(res.step_size)), float(np.nanmax(res.step_size)))
-        if np.any(np.isfinite(res.step_size)) else None,
+        "step_size_range": (float(finite_eps.min()), float(finite_eps.max())) if finite_eps.size else None,
     }
-    return LogZEstimate(log_z0 + value, stderr, "ais", float(beta), diagnostics)
+    return LogZEstimate(log_z0 + value, stderr, "ais", float(beta), diagnostics, reliable=reliable,
+                        reasons=tuple(reasons))

@@ -19,10 +19,12 @@ class LogZEstimate:
         stderr: its standard error (one sigma), as honest as the method allows: AIS from the spread of the
             independent runs' weights, TI from the Monte Carlo error of ⟨E⟩ plus a quadrature-error estimate,
             parallel tempering from independent chains. 0.0 for exact methods.
-        method: "ais" | "ti" | "pt" | "exact".
+        method: "ais" | "smc" | "ti" | "pt" | "exact".
         beta: the inverse temperature.
         diagnostics: method-specific numbers (ESS of the log weights, acceptance, swap and round-trip rates,
             R-hat, number of NaN/excluded chains, ...), plain Python / NumPy values.
+        reliable: False when the estimator's own checks say the value or its error bar cannot be trusted.
+        reasons: why not (one string per failed check); empty when reliable.
     """
 
     value: float
@@ -30,6 +32,8 @@ class LogZEstimate:
     method: str
     beta: float
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    reliable: bool = True
+    reasons: tuple = ()
 
     @property
     def free_energy(self) -> float:

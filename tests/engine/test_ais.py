@@ -126,12 +126,13 @@ def test_bayesian_linear_vs_closed_form():
     assert abs(est.z_score(exact(model, 1.0))) < 3, (est, exact(model, 1.0))
 
 
-def test_pilot_step_sizes_follow_curvature():
-    """Pilot-adapted ε shrinks as β·curvature grows, and the estimate is right at β = 10 (stiff end)."""
+def test_population_step_sizes_follow_curvature():
+    """Population-adapted ε (no pilot) shrinks as β·curvature grows, the acceptance tracks HMC's target after the
+    first few temperatures, and the estimate is right at β = 10 (stiff end)."""
     model = GaussExact(jnp.array([1.0, 4.0, 16.0, 100.0]))
     res = run_ais(model, ais_schedule(10.0, 150), key=jax.random.key(0), n_chains=128, kernel="hmc")
     assert res.step_size[-1] < 0.5 * res.step_size[1]
-    assert np.all(np.abs(res.acceptance[5:] - 0.8) < 0.15)
+    assert np.all(np.abs(res.acceptance[10:] - 0.8) < 0.15)
     value, stderr, ess, _ = log_weights_estimate(res.log_weights)
     assert ess > 10
     assert abs(value - float(model.exact_log_partition(10.0))) < 3 * stderr
@@ -142,6 +143,10 @@ def test_nan_weights_excluded_and_counted():
     res = run_ais(model, ais_schedule(1.0, 20), key=jax.random.key(3), n_chains=128, kernel="rwm")
     n_nan = int(np.isnan(res.log_weights).sum())
     assert n_nan >= 1
+    # memory flat in the number of temperatures: per-chain outputs are [chains] or [chains, dim], never [.., K]
+    for name, a in res.raw._asdict().items():
+        a = np.asarray(a) if not isinstance(a, dict) else np.zeros(())
+        assert not (128 in a.shape and a.size >= 128 * 19), (name, a.shape)
     est = ais_log_partition(model, 1.0, key=jax.random.key(3), n_chains=128, n_temperatures=20, kernel="rwm")
     assert est.diagnostics["n_excluded"] == n_nan
     assert math.isfinite(est.value) and math.isfinite(est.stderr)
@@ -150,4 +155,66 @@ def test_nan_weights_excluded_and_counted():
 def test_float64(x64):
     model = Ising2D(4)
     est = ais_log_partition(model, 0.3, key=jax.random.key(1), n_chains=64, n_temperatures=50)
-    assert abs(est.z_score(exact(model, 0.3))) < 3, est
+    # 4 sigma: with 64 chains the delta-method z is t-like (measured std of z over 12 seeds: 1.1-1.5)
+    assert abs(est.z_score(exact(model, 0.3))) < 4, est
+
+
+# ------------------------------------------------------------------------------------- reliability flags
+def test_min_reliable_ess_rule():
+    """ESS ≥ max(10, √2 n^{3/4}): a few percent of the chains is never enough."""
+    assert ais.min_reliable_ess(4) == 10.0 and ais.min_reliable_ess(16) == pytest.approx(8 * math.sqrt(2))
+    assert ais.min_reliable_ess(256) == pytest.approx(math.sqrt(2) * 64)
+    assert 14 < ais.min_reliable_ess(256) and ais.min_reliable_ess(1024) / 1024 > 0.2
+
+
+@pytest.mark.filterwarnings("ignore:AIS at beta")
+def test_low_ess_flagged_with_reasons():
+    """Too short a schedule at β = 1: a weight ESS of a few percent comes out reliable=False with a reason."""
+    model = Ising2D(4)
+    est = ais_log_partition(model, 1.0, key=jax.random.key(0), n_chains=256, n_temperatures=6)
+    d = est.diagnostics
+    assert d["ess"] < ais.min_reliable_ess(256)
+    assert not est.reliable and d["unreliable"] and not d["reliable"] and "ESS" in est.reasons[0]
+    assert d["reasons"] == list(est.reasons)
+
+
+def _perceptron(n, p, seed):
+    from thermodl.models.perceptron import BinaryPerceptron
+
+    rng = np.random.default_rng(seed)
+    X = rng.choice([-1.0, 1.0], size=(p, n)).astype(np.float32)
+    y = rng.choice([-1.0, 1.0], size=p).astype(np.float32)
+    return BinaryPerceptron(jnp.asarray(X), jnp.asarray(y))
+
+
+@pytest.mark.filterwarnings("ignore:AIS at beta")
+def test_hopeless_perceptron_is_right_or_flagged():
+    """±1 perceptron near capacity at β = 20 with a tiny budget: right within 4 stderr, or reliable=False."""
+    model = _perceptron(12, 10, 3)
+    est = ais_log_partition(model, 20.0, key=jax.random.key(0), n_chains=32, n_temperatures=10)
+    assert (not est.reliable) or abs(est.z_score(exact(model, 20.0))) < 4, est
+
+
+def test_sk_and_perceptron_vs_enumeration():
+    from thermodl.models.sk import SK
+
+    # (1 sweep per temperature leaves the perceptron's weight ESS at 51/128 < 54: flagged, rightly; 3 sweeps: 95)
+    for model, beta, sweeps in ((SK.random(jax.random.key(1), 10), 1.5, 1), (_perceptron(12, 8, 0), 5.0, 3)):
+        est = ais_log_partition(model, beta, key=jax.random.key(4), n_chains=128, n_temperatures=100,
+                                n_sweeps=sweeps)
+        assert est.reliable, est.reasons
+        assert abs(est.z_score(exact(model, beta))) < 4, (est, exact(model, beta))
+
+
+@pytest.mark.slow
+def test_z_scores_calibrated_16_seeds():
+    """16 seeds on one SK sample (N = 8, enumeration): std of z in 0.6–1.5 (measured 0.87), all reliable."""
+    from thermodl.models.sk import SK
+
+    model = SK.random(jax.random.key(2), 8)
+    want = exact(model, 1.0)
+    ests = [ais_log_partition(model, 1.0, key=jax.random.key(2000 + s), n_chains=128, n_temperatures=50)
+            for s in range(16)]
+    z = np.array([e.z_score(want) for e in ests])
+    assert 0.6 < z.std(ddof=1) < 1.5 and abs(z.mean()) < 0.8 and np.all(np.abs(z) < 4), z
+    assert all(e.reliable for e in ests)

@@ -1,7 +1,7 @@
 """Ensembles, estimators, observables, diagnostics, sweeps, result store and CLI.
 
 Modules: ``samplers`` (bind a kernel to a model), ``ensemble`` (equilibrium sampling over temperatures × chains ×
-disorder), ``observables`` and ``diagnostics`` (streamed moments, R-hat, ESS), estimators ``ais``, ``ti``,
+disorder), ``observables`` and ``diagnostics`` (streamed moments, R-hat, ESS), estimators ``ais``, ``smc`` (on the one annealing loop, ``annealing``), ``ti``,
 ``tempering`` (parallel tempering), ``api`` (``log_partition``, ``thermodynamics``), ``exact`` (the one rule for
 exact reference values), ``io`` (atomic file writes, JSON, netCDF), ``registry`` (named experiments).
 Sub-packages: ``catalog`` (built-in models by name), ``sweep`` (declarative, sharded, resumable sweeps; with
@@ -10,6 +10,7 @@ Sub-packages: ``catalog`` (built-in models by name), ``sweep`` (declarative, sha
 
 from .api import exact_log_partition, log_partition, thermodynamics
 from .ais import ais_log_partition, run_ais
+from .smc import population_anneal, run_smc, smc_log_partition
 from .ensemble import EnsembleResult, run_ensemble
 from .estimate import LogZEstimate
 from .samplers import Sampler, make_sampler
@@ -22,6 +23,9 @@ __all__ = [
     "exact_log_partition",
     "ais_log_partition",
     "run_ais",
+    "smc_log_partition",
+    "run_smc",
+    "population_anneal",
     "run_ensemble",
     "EnsembleResult",
     "LogZEstimate",

@@ -27,7 +27,7 @@ from .exact import exact_log_partition_value, exact_source
 from .keys import as_key
 from .validate import check_beta, check_betas, check_choice, check_nonnegative_int, check_positive_int
 
-__all__ = ["log_partition", "thermodynamics", "exact_log_partition", "METHODS"]
+__all__ = ["log_partition", "thermodynamics", "exact_log_partition", "resolve_method", "METHODS"]
 
 METHODS = ("auto", "ais", "smc", "ti", "pt", "exact")
 THERMO_METHODS = ("ti", "pt")
@@ -57,6 +57,15 @@ def _estimator(method: str):
     return fn
 
 
+def resolve_method(model: Any, method: str) -> str:
+    """The ONE "auto" rule: ``"exact"`` when ``engine.exact`` has a value for the model, else ``"ais"``; any other
+    method name is checked and returned unchanged."""
+    check_choice("method", method, METHODS)
+    if method != "auto":
+        return method
+    return "exact" if exact_source(model) is not None else "ais"
+
+
 def log_partition(model: Any, beta: float, *, method: str = "auto", key=None, **options) -> LogZEstimate:
     """log Z(β) of ``model`` with a standard error, by the chosen method.
 
@@ -76,9 +85,7 @@ def log_partition(model: Any, beta: float, *, method: str = "auto", key=None, **
         ValueError: bad β, unknown method, missing key, or no exact method for ``method="exact"``.
     """
     beta = check_beta(beta, "beta")
-    check_choice("method", method, METHODS)
-    if method == "auto":
-        method = "exact" if exact_source(model) is not None else "ais"
+    method = resolve_method(model, method)
     if method == "exact":
         if options:
             raise ValueError(f"method 'exact' takes no options, got {', '.join(sorted(options))}")

@@ -39,7 +39,7 @@ from .options import (ActivationOpt, AlphaOpt, ChainsOpt, ClassesOpt, CouplingsO
 
 __all__ = ["app", "main"]
 
-METHODS = ("auto", "ais", "ti", "pt", "exact")
+METHODS = ("auto", "ais", "smc", "ti", "pt", "exact")
 THERMO_METHODS = ("ti", "pt")
 
 app = typer.Typer(
@@ -64,7 +64,7 @@ def build_model(model: str, disorder_seed: int, **flags) -> catalog.BuiltModel:
 def logz(
     model: ModelArg,
     beta: Annotated[float, _opt("--beta", "inverse temperature β ≥ 0.")],
-    method: Annotated[str, _opt("--method", "auto, ais, ti, pt or exact (auto: exact if known, else ais).",
+    method: Annotated[str, _opt("--method", "auto, ais, smc, ti, pt or exact (auto: exact if known, else ais).",
                                 show_default=True)] = "auto",
     seed: SeedOpt = 0,
     chains: ChainsOpt = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..exact import exact_log_partition_value, has_exact_value
+from ..exact import exact_log_partition_value
 from .options import METHOD_OPTIONS, RUN_FLAGS
 
 __all__ = ["exact_log_partition", "resolve_method", "run_log_partition", "run_thermodynamics"]
@@ -25,10 +25,10 @@ def exact_log_partition(model: Any, beta: float) -> float | None:
 
 
 def resolve_method(model: Any, method: str) -> str:
-    """``"auto"`` → ``"exact"`` when ``engine.exact.has_exact_value(model)``, else ``"ais"``; others unchanged."""
-    if method != "auto":
-        return method
-    return "exact" if has_exact_value(model) else "ais"
+    """The method ``engine.api.log_partition`` will run (``api.resolve_method``: the one "auto" rule)."""
+    from ..api import resolve_method as rule
+
+    return rule(model, method)
 
 
 def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel: str = "auto",
@@ -36,7 +36,7 @@ def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel
     """``engine.api.log_partition`` with the CLI's budget options mapped onto the chosen estimator's keywords.
 
     Args:
-        model: a built model; beta: β ≥ 0; method: auto, ais, ti, pt or exact; seed: Monte Carlo seed of the run.
+        model: a built model; beta: β ≥ 0; method: auto, ais, smc, ti, pt or exact; seed: Monte Carlo seed of the run.
         progress: ``progress(done, total)``, used by the PT and TI runs.
         **budget: ``n_chains``, ``n_steps``, ``n_betas`` (see ``cli.options.run_options``).
     Returns:

@@ -81,6 +81,7 @@ def model_options(**flags) -> dict[str, Any]:
 # Which CLI run options each method understands, and the estimator keyword they map to.
 METHOD_OPTIONS = {
     "ais": {"n_chains": "n_chains", "n_steps": "n_temperatures"},
+    "smc": {"n_chains": "n_particles", "n_steps": "n_sweeps"},
     "pt": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_replicas"},
     "ti": {"n_chains": "n_chains", "n_steps": "n_steps", "n_betas": "n_betas"},
     "exact": {},

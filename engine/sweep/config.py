@@ -37,7 +37,7 @@ from ..validate import check_beta, check_choice, check_nonnegative_int, check_po
 
 __all__ = ["METHODS", "SECTIONS", "load_config", "normalize_config", "method_options", "values", "point_hash"]
 
-METHODS = ("ensemble", "ais", "pt", "ti", "exact", "thermodynamics")
+METHODS = ("ensemble", "ais", "smc", "pt", "ti", "exact", "thermodynamics")
 SECTIONS = ("model", "data", "sampler", "estimator", "sweep", "output")
 GRID_SPECS = ("linspace", "logspace", "geomspace", "range")
 # kernel, step size, adaptation, and every option some kernel declares (kernels/<name>.py SETTINGS)
@@ -55,6 +55,7 @@ DEFAULTS = {
 # Estimator options of the looped methods are checked against these functions' signatures.
 _METHOD_FUNCS = {
     "ais": ("thermodl.engine.ais", "ais_log_partition"),
+    "smc": ("thermodl.engine.smc", "smc_log_partition"),
     "pt": ("thermodl.engine.tempering", "pt_log_partition"),
     "ti": ("thermodl.engine.ti", "ti_log_partition"),
     "thermodynamics": ("thermodl.engine.api", "thermodynamics"),

@@ -11,7 +11,7 @@ Top-level API::
 
 from . import engine, kernels, models
 from .engine.api import log_partition, thermodynamics
-from .engine.estimate import LogZEstimate
+from .engine.logz_estimate import LogZEstimate
 
 __version__ = "0.1.0"
 __all__ = ["engine", "kernels", "models", "log_partition", "thermodynamics", "LogZEstimate", "__version__"]

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import annealing
 from .annealing import log_weights_estimate, min_reliable_ess
-from .estimate import LogZEstimate
+from .logz_estimate import LogZEstimate
 from .validate import check_beta, check_betas, check_choice, check_positive_int
 
 __all__ = [
@@ -138,7 +138,7 @@ def run_ais(
         key: ``jax.random.key`` (or int seed).
         n_chains: independent annealing chains.
         n_sweeps: transitions per temperature.
-        kernel: see ``engine.samplers``.
+        kernel: see ``engine.kernel_binding``.
         step_size: scalar or [K+1] (fixed); default: adapted from the population of chains (kernels with a
             target acceptance) or the kernel default.
         n_pilot, n_adapt: accepted for backwards compatibility and ignored (there is no pilot run any more).

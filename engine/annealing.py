@@ -17,7 +17,7 @@ sharded over devices (``engine.sharding``) without changing any number. Each lan
    normalised weights). The last stage is forced to β when the ``max_stages`` cap is reached (``hit_cap``).
 2. log weights += −(β_k − β_{k−1})·E  (Kahan-compensated, so float32 does not drift over many stages).
 3. if ESS/N < ``resample_threshold``: log Ẑ += log mean w, systematic (or multinomial) resampling, weights := 1.
-4. ``n_sweeps`` steps of any ``engine.samplers`` kernel at β_k. Continuous kernels with a target acceptance adapt
+4. ``n_sweeps`` steps of any ``engine.kernel_binding`` kernel at β_k. Continuous kernels with a target acceptance adapt
    log ε after every sweep from the POPULATION's mean acceptance (log ε += (ā − target), clipped): no pilot run.
    ε then depends on the other particles' past, which makes the estimator consistent with an O(1/N) bias (as in
    any adaptive SMC), not exactly unbiased; a given ``step_size`` switches adaptation off.
@@ -47,7 +47,7 @@ import numpy as np
 from . import sharding as _sharding
 from .keys import fold
 from .keys import as_key
-from .samplers import make_sampler, resolve_kernel, split_options
+from .kernel_binding import make_sampler, resolve_kernel, split_options
 
 __all__ = [
     "AnnealSpec",

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .estimate import LogZEstimate
+from .logz_estimate import LogZEstimate
 from .exact import exact_log_partition_value, exact_source
 from .keys import as_key
 from .validate import check_beta, check_betas, check_choice, check_nonnegative_int, check_positive_int

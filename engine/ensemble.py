@@ -29,7 +29,7 @@ from . import sharding
 from .diagnostics import Summary, ess_from_moments, pooled_variance, split_rhat_from_moments, summarise
 from .equilibrium import ADAPT_MODES, RunSpec, program
 from .keys import as_key, fold
-from .samplers import make_sampler, resolve_kernel, split_options
+from .kernel_binding import make_sampler, resolve_kernel, split_options
 from .validate import check_betas, check_choice, check_nonnegative_int, check_positive_int
 
 __all__ = ["EnsembleResult", "run_ensemble", "pooled_variance", "Session", "start", "advance", "finish"]
@@ -316,7 +316,7 @@ def run_ensemble(model: Any, betas, *, key, n_chains: int, n_steps: int, n_warmu
         key: ``jax.random.key`` or int seed; or an array of keys [(D,) T], one per point (sweeps).
         n_chains: chains per temperature (C). n_steps: production steps per chain (one kernel step, or one sweep
             for discrete kernels). n_warmup: warmup steps (discarded; step sizes adapt here); default n_steps // 2.
-        kernel: ``"auto"`` or a kernel name (``engine.samplers.KERNELS``). step_size: initial/fixed step size,
+        kernel: ``"auto"`` or a kernel name (``engine.kernel_binding.KERNELS``). step_size: initial/fixed step size,
             scalar, [T] or [D, T] (NaN entries: the kernel default).
         adapt: ``True``/``"group"`` (one step size per slot, adapted on the chain-averaged acceptance),
             ``"chain"`` (one per chain), ``False``/``"none"``.
@@ -328,7 +328,7 @@ def run_ensemble(model: Any, betas, *, key, n_chains: int, n_steps: int, n_warmu
         n_copies: 1, or 2 independent copies per chain (replica overlaps; outputs gain an A axis before C).
         chain_block: chains per block on a device (fix it for bitwise identity across device counts; default
             chains per device). devices: devices to shard the chains over (default all local devices).
-        **kernel_options: kernel options (``engine.samplers``), e.g. ``num_integration_steps``, ``inverse_mass``.
+        **kernel_options: kernel options (``engine.kernel_binding``), e.g. ``num_integration_steps``, ``inverse_mass``.
 
     Returns:
         ``EnsembleResult``.

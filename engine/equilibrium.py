@@ -1,7 +1,7 @@
 """The ONE equilibrium runner: many chains at many fixed temperatures, optionally with replica exchange.
 
 Lanes ``[D, T, A, C]`` — disorder sample (a stack of models, ``models.stack_models``), temperature slot, copy
-(two copies of one system give replica overlaps) and chain — each run one kernel (``engine.samplers``). One
+(two copies of one system give replica overlaps) and chain — each run one kernel (``engine.kernel_binding``). One
 jitted *chunk* program runs ``chunk_size`` steps of every lane (``lax.scan`` over steps of ``vmap``-ed kernel
 steps) and the host loop calls that same program until the run is done, so any run length, β grid, seed or step
 size reuses it (β, keys, step sizes, model arrays and float kernel options are traced). With ``exchange=True``
@@ -34,7 +34,7 @@ from thermodl.kernels import adaptation, replica_exchange
 from . import chainstats as cs
 from . import sharding
 from .keys import fold
-from .samplers import make_sampler
+from .kernel_binding import make_sampler
 
 __all__ = ["RunSpec", "Program", "program", "TRACE_COUNTS", "ADAPT_MODES"]
 

@@ -38,8 +38,8 @@ from scipy import stats
 
 from . import annealing
 from .annealing import AnnealResult, log_weights_estimate
-from .estimate import LogZEstimate
-from .samplers import resolve_kernel
+from .logz_estimate import LogZEstimate
+from .kernel_binding import resolve_kernel
 from .validate import check_beta, check_betas, check_positive_int
 
 __all__ = ["smc_log_partition", "run_smc", "population_anneal", "PopulationAnnealing", "smc_reliability"]
@@ -86,7 +86,7 @@ def run_smc(
         beta: target inverse temperature (> 0).
         key: ``jax.random.key`` or int seed; run r (of disorder sample d) uses fold(key, r) (fold(key, d, r)).
         n_particles: N per run. n_runs: R independent runs.
-        kernel: any ``engine.samplers`` kernel; ``n_sweeps`` of its steps rejuvenate the particles at each stage.
+        kernel: any ``engine.kernel_binding`` kernel; ``n_sweeps`` of its steps rejuvenate the particles at each stage.
         target_ess: the adaptive schedule picks β_k so the conditional ESS of the incremental weights is
             ``target_ess``·N (Zhou et al. 2016). 0.9 loses ~10 % ESS per stage (χ² ≈ 0.11 per stage).
         resample_threshold: resample when ESS/N falls below it (1.0: at every stage, population annealing).

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import ensemble as drv
 from .ensemble import EnsembleResult
-from .estimate import LogZEstimate
+from .logz_estimate import LogZEstimate
 from .ladder import communication_barrier, initial_ladder, ladder_from_barrier
 from .validate import check_beta, check_betas, check_nonnegative_int, check_positive_int
 
@@ -110,7 +110,7 @@ def run_tempering(
         n_steps, n_warmup: production / warmup PT steps (one step = ``sweeps_per_swap`` kernel steps in every
             slot, then one swap round); n_warmup defaults to n_steps // 2. Step sizes adapt per slot (dual
             averaging on the acceptance averaged over the slot's chains) during all of warmup.
-        kernel, step_size, **kernel_options: see ``engine.samplers``.
+        kernel, step_size, **kernel_options: see ``engine.kernel_binding``.
         adapt_ladder: re-place the ladder at equal communication-barrier spacing during the first half of warmup.
         n_ladder_rounds: number of doubling rounds (default: as many as fit, up to 8).
         n_copies: 1, or 2 independent systems per chain on the same ladder (overlap histogram P(q)).

@@ -27,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from . import observables as obs
-from .estimate import LogZEstimate
+from .logz_estimate import LogZEstimate
 from .validate import check_beta, check_betas, check_choice, check_positive_int
 
 __all__ = [

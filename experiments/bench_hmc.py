@@ -5,7 +5,7 @@ examples, Gaussian prior (σ = 1, fan-in scaling), β = 1:  log p(w) = −β·½
 Both samplers run fixed-length HMC (Duane et al. 1987; Neal 2011) with the same step size, number of leapfrog
 steps and diagonal inverse mass, 512 chains vmapped, ``lax.scan`` over steps, jitted; compile time is excluded
 (one warm-up call), every call ends with ``block_until_ready``, several repeats, the median is reported.
-thermodl runs through the engine path (``engine.samplers.make_sampler(model, "hmc")`` → ``kernels.hmc``);
+thermodl runs through the engine path (``engine.kernel_binding.make_sampler(model, "hmc")`` → ``kernels.hmc``);
 BlackJAX runs ``blackjax.hmc`` on ``logdensity(w) = −β E(w) + log prior(w)`` built from the *same* model, and,
 when installed, NumPyro's functional HMC (``numpyro.infer.hmc.hmc``, no adaptation) on the same potential.
 
@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from thermodl.engine.samplers import make_sampler
+from thermodl.engine.kernel_binding import make_sampler
 from thermodl.experiments import common
 
 NAME = "bench-hmc"

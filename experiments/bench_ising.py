@@ -1,7 +1,7 @@
 """Benchmark: checkerboard heat-bath throughput of the 2D Ising model, in spin updates per nanosecond.
 
 Many independent chains of ``models.Ising2D(L)`` (L = 64 … 256, periodic) are updated by the engine's
-``block_gibbs`` sampler (``engine.samplers.make_sampler(model, "block_gibbs")``: the two checkerboard colours,
+``block_gibbs`` sampler (``engine.kernel_binding.make_sampler(model, "block_gibbs")``: the two checkerboard colours,
 each heat-bath updated at once; Geman & Geman 1984), vmapped over chains, ``lax.scan`` over sweeps, jitted.
 Throughput = chains × L² × sweeps / median wall time (one update *attempt* per site and sweep, the usual unit
 of GPU Ising benchmarks, e.g. Preis et al., J. Comput. Phys. 228, 4468 (2009)). Compile time is excluded (one
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from thermodl.engine.samplers import make_sampler
+from thermodl.engine.kernel_binding import make_sampler
 from thermodl.experiments import common
 
 NAME = "bench-ising"

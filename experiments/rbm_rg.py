@@ -15,7 +15,7 @@ Steps, all through thermodl:
 2. Training: an RBM with spin (±1) units, n_v = L² visible and n_h hidden, trained by persistent contrastive
    divergence (T. Tieleman, ICML 2008): gradient of the mean visible free energy on a minibatch minus that on
    persistent fantasy chains advanced by block Gibbs sweeps (``kernels.block_gibbs`` through
-   ``engine.samplers.make_sampler`` on ``models.RBM``), an L1 penalty on W (as Mehta & Schwab, to expose
+   ``engine.kernel_binding.make_sampler`` on ``models.RBM``), an L1 penalty on W (as Mehta & Schwab, to expose
    locality), optax Adam with a cosine-decaying learning rate.
 3. log Z at checkpoints during training: annealed importance sampling by the engine
    (``engine.api.log_partition(method="ais")``, Neal 2001) on ``models.RBM`` with the current weights, vs the exact
@@ -114,7 +114,7 @@ def _pcd_loss(params, v_data, v_model, l1):
 def _train_segment(params, opt_state, chains, key, t0, t1, data, l1, *, batch: int, optimizer):
     """PCD updates t0 ≤ t < t1 (traced bounds: one compilation for every segment); chains [n_pcd, n_v + n_h]
     persistent. Update t uses ``fold_in(key, t)``, so where the checkpoints fall does not change the trajectory."""
-    from thermodl.engine.samplers import make_sampler
+    from thermodl.engine.kernel_binding import make_sampler
 
     def update(t, carry):
         params, opt_state, chains = carry

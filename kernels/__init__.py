@@ -13,7 +13,7 @@ Contract (see ../shared/STYLE.md):
 * Every Info has ``acceptance_probability`` [] (1.0 for unadjusted kernels), ``is_accepted`` [] bool and
   ``is_divergent`` [] bool (NaN/inf energy or log ratio).
 * Each sampling kernel declares ``SETTINGS`` (``settings.KernelSettings``: kind, default step size, adaptation
-  target, gradient, manifold, which model attributes it takes, its options). ``engine/samplers.py`` discovers every
+  target, gradient, manifold, which model attributes it takes, its options). ``engine/kernel_binding.py`` discovers every
   module of this package that defines ``SETTINGS`` and binds it to a model generically: a new kernel is one file
   (plus its test), with no edit to the engine.
 * Continuous kernels: ``step(key, state, energy_fn, beta, log_prior_fn, step_size, ...)``.

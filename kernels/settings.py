@@ -1,7 +1,7 @@
 """What a sampling kernel declares about itself, so the engine can bind it to any model without knowing it.
 
 Every sampling kernel module ``kernels/<name>.py`` defines ``SETTINGS = KernelSettings(...)``; the engine
-(``engine/samplers.py``) discovers the modules of this package that define ``SETTINGS`` and binds them generically:
+(``engine/kernel_binding.py``) discovers the modules of this package that define ``SETTINGS`` and binds them generically:
 
     init(x)                           = kernel.init(x, model.<energy>, **{kw: model arg | kw taken by init})
     step(key, state, beta, step_size) = kernel.step(key, state, model.<energy>, beta, **model_args,

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import catalog, samplers
+from .. import catalog, kernel_binding
 from ..validate import check_beta, check_betas, check_positive_int
 
 __all__ = ["MODEL_HELP", "METHOD_OPTIONS", "RUN_FLAGS", "model_options", "run_options", "parse_betas"]
@@ -67,7 +67,7 @@ SeedOpt = Annotated[int, _opt("--seed", "PRNG seed of the Monte Carlo run; never
 ChainsOpt = Annotated[int | None, _opt("--chains", "independent chains [method default].")]
 StepsOpt = Annotated[int | None, _opt("--steps", "AIS: annealing temperatures; TI, PT: sweeps per temperature.")]
 NBetasOpt = Annotated[int | None, _opt("--n-betas", "logz: TI grid points or PT replicas; thermo: grid size [21].")]
-KernelOpt = Annotated[str, _opt("--kernel", f"Monte Carlo kernel: {', '.join(samplers.KERNELS)}.",
+KernelOpt = Annotated[str, _opt("--kernel", f"Monte Carlo kernel: {', '.join(kernel_binding.KERNELS)}.",
                                 show_default=True)]
 JsonOpt = Annotated[bool, _opt("--json", "machine-readable JSON on stdout (with diagnostics).")]
 QuietOpt = Annotated[bool, _opt("--quiet", "no progress bar.", short="-q")]

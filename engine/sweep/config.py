@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import catalog, samplers
+from .. import catalog, kernel_binding
 from ..io import canonical_json
 from ..validate import check_beta, check_choice, check_nonnegative_int, check_positive_int
 
@@ -42,7 +42,7 @@ SECTIONS = ("model", "data", "sampler", "estimator", "sweep", "output")
 GRID_SPECS = ("linspace", "logspace", "geomspace", "range")
 # kernel, step size, adaptation, and every option some kernel declares (kernels/<name>.py SETTINGS)
 SAMPLER_KEYS = ("kernel", "step_size", "adapt") + tuple(
-    sorted({o.name for s in samplers.KERNEL_SETTINGS.values() for o in s.options}))
+    sorted({o.name for s in kernel_binding.KERNEL_SETTINGS.values() for o in s.options}))
 ESTIMATOR_KEYS = ("method", "n_chains", "n_steps", "n_warmup", "chain_block", "seed", "compare_exact")
 SWEEP_KEYS = ("beta", "disorder_seed")
 OUTPUT_KEYS = ("path", "unit_size", "keep_parts")

@@ -108,7 +108,7 @@ def run_sweep(config: Any, *, out: str | os.PathLike | None = None, resume: bool
     for g, model in zip(plan.groups, first_models):
         pt = point_config(plan, int(g.flat[0, 0]))
         if pt["estimator"]["method"] == "ensemble":
-            from ..samplers import make_sampler
+            from ..kernel_binding import make_sampler
 
             make_sampler(model, pt["sampler"]["kernel"], **{k: v for k, v in pt["sampler"].items()
                                                              if k not in ("kernel", "step_size", "adapt")})

@@ -31,7 +31,7 @@ from .. import sharding
 from ..diagnostics import summarise
 from ..exact import exact_log_partition_value, exact_thermodynamics
 from ..keys import fold
-from ..samplers import make_sampler, resolve_kernel
+from ..kernel_binding import make_sampler, resolve_kernel
 from .config import method_options, point_hash
 
 __all__ = ["TRACE_COUNTS", "run_ensemble_unit", "run_looped_unit", "memory_estimate", "INT_VARS"]

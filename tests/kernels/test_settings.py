@@ -1,5 +1,5 @@
 """Every kernel module that declares ``SETTINGS`` declares it completely and consistently with its own ``init`` /
-``step`` signatures, so the engine's generic binder (``engine/samplers.py``) can call it without knowing it."""
+``step`` signatures, so the engine's generic binder (``engine/kernel_binding.py``) can call it without knowing it."""
 
 import importlib
 import inspect
@@ -26,7 +26,7 @@ KERNEL_MODULES = _discovered()
 
 
 def test_the_sampling_kernels_are_discovered_and_the_engine_sees_the_same():
-    from thermodl.engine.samplers import KERNEL_SETTINGS
+    from thermodl.engine.kernel_binding import KERNEL_SETTINGS
 
     expected = {"rwm", "mala", "hmc", "langevin", "sgld", "sphere", "slice_sphere", "flip_metropolis",
                 "heat_bath", "block_gibbs"}

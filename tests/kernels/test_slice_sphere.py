@@ -20,7 +20,7 @@ import pytest
 from scipy import stats
 
 from thermodl.engine.ensemble import run_ensemble
-from thermodl.engine.samplers import KERNELS, make_sampler, resolve_kernel
+from thermodl.engine.kernel_binding import KERNELS, make_sampler, resolve_kernel
 from thermodl.kernels import slice_sphere, sphere
 from thermodl.models import SphericalPerceptron
 

@@ -1,4 +1,4 @@
-"""engine.samplers: kernel choice, option checks, and that each bound kernel samples the right distribution."""
+"""engine.kernel_binding: kernel choice, option checks, and that each bound kernel samples the right distribution."""
 
 import functools
 import math
@@ -10,7 +10,7 @@ import pytest
 from flax import struct
 from scipy import stats
 
-from thermodl.engine.samplers import CONTINUOUS_KERNELS, DISCRETE_KERNELS, Sampler, make_sampler, resolve_kernel
+from thermodl.engine.kernel_binding import CONTINUOUS_KERNELS, DISCRETE_KERNELS, Sampler, make_sampler, resolve_kernel
 from thermodl.models.base import enumerate_states
 
 from toys import Gauss, GaussData, SphereField, TinyIsing, TinyIsingBlocks
@@ -193,7 +193,7 @@ def test_step_same_key_same_output_and_jit_vmap_agree():
 
 # ------------------------------------------------------------------------------------------ settings-driven binding
 def test_sampler_carries_the_kernels_settings():
-    from thermodl.engine.samplers import KERNEL_SETTINGS, KERNELS
+    from thermodl.engine.kernel_binding import KERNEL_SETTINGS, KERNELS
     from thermodl.kernels import heat_bath, hmc
 
     s = make_sampler(Gauss(jnp.ones(3)), "hmc")
@@ -207,7 +207,7 @@ def test_sampler_carries_the_kernels_settings():
 
 
 def test_unknown_option_one_clear_message():
-    from thermodl.engine.samplers import split_options
+    from thermodl.engine.kernel_binding import split_options
 
     for call in (lambda: make_sampler(Gauss(jnp.ones(3)), "hmc", num_steps=3, inverse_mas=1.0),
                  lambda: split_options("hmc", {"num_steps": 3, "inverse_mas": 1.0})):
@@ -222,7 +222,7 @@ def test_unknown_option_one_clear_message():
 
 
 def test_split_options_follows_declared_options():
-    from thermodl.engine.samplers import split_options
+    from thermodl.engine.kernel_binding import split_options
 
     static, traced = split_options("hmc", {"num_integration_steps": np.int64(7), "inverse_mass": 2,
                                            "step_size_jitter": 0.0})
@@ -250,7 +250,7 @@ def test_split_options_follows_declared_options():
 
 def test_traced_option_values_compile_once():
     """Three float values of hmc's inverse_mass (and of the jitter) go through one trace of a jitted step."""
-    from thermodl.engine.samplers import split_options
+    from thermodl.engine.kernel_binding import split_options
 
     model = Gauss(jnp.array([0.5, 1.0, 4.0]))
     traces = []

@@ -27,6 +27,7 @@ from . import chainstats as cs
 from . import observables as obs
 from . import sharding
 from .diagnostics import Summary, ess_from_moments, pooled_variance, split_rhat_from_moments, summarise
+from .checkpoint import Checkpointer, fingerprint
 from .equilibrium import ADAPT_MODES, RunSpec, program
 from .keys import as_key, fold
 from .kernel_binding import make_sampler, resolve_kernel, split_options
@@ -154,6 +155,7 @@ class Session(NamedTuple):
     n_disorder: int | None
     n_temps: int
     chunk_size: int
+    fingerprint: str
 
 
 def _point_keys(key, n_dis, n_temps):
@@ -230,12 +232,16 @@ def start(model, betas, *, key, n_chains: int, kernel: str = "auto", step_size=N
     rep = lambda x: sharding.replicate(x, mesh)  # noqa: E731
     models, point_keys, array_opts = rep(models), rep(point_keys), rep(array_opts)
     carry = prog.init(models, point_keys, rep(jnp.asarray(eps, dtype)), positions, chain_ids, array_opts)
-    return Session(prog, spec, models, point_keys, chain_ids, array_opts, n_dis, T, chunk_size), carry
+    fp = fingerprint(spec=repr(spec._replace(chunk_len=0)), models=models, point_keys=point_keys, betas=betas_np,
+                     eps=eps, options=array_opts, positions=positions, n_devices=n_dev)
+    return Session(prog, spec, models, point_keys, chain_ids, array_opts, n_dis, T, chunk_size, fp), carry
 
 
 def advance(s: Session, carry, betas, t0: int, n: int, *, n_warmup: int, n_prod: int, adapt_on: bool = True,
-            progress: Callable[[int, int], None] | None = None, total: int | None = None):
-    """Run global steps t0 .. t0 + n − 1 (chunk by chunk) and return the carry."""
+            progress: Callable[[int, int], None] | None = None, total: int | None = None,
+            on_chunk: Callable[[Any, int], None] | None = None):
+    """Run global steps t0 .. t0 + n − 1 (chunk by chunk) and return the carry; ``on_chunk(carry, t)`` runs
+    after every chunk (checkpoints)."""
     b = sharding.replicate(jnp.asarray(np.asarray(betas, np.float64), jnp.result_type(float)),
                            s.chain_ids.sharding.mesh)
     i32 = np.int32
@@ -245,6 +251,8 @@ def advance(s: Session, carry, betas, t0: int, n: int, *, n_warmup: int, n_prod:
         carry = s.prog.chunk(s.models, b, s.point_keys, carry, s.chain_ids, i32(t0 + done), i32(nv),
                              i32(n_warmup), i32(max(n_prod, 1)), np.bool_(adapt_on), s.array_options)
         done += nv
+        if on_chunk is not None:
+            on_chunk(carry, t0 + done)
         if progress is not None:
             progress(t0 + done, total if total is not None else t0 + n)
     return carry
@@ -306,7 +314,7 @@ def run_ensemble(model: Any, betas, *, key, n_chains: int, n_steps: int, n_warmu
                  observables: dict[str, Callable] | None = None, trace_every: int | None = None,
                  progress: Callable[[int, int], None] | None = None, initial_position=None,
                  disorder_axis: bool = False, n_copies: int = 1, chain_block: int | None = None, devices=None,
-                 **kernel_options) -> EnsembleResult:
+                 checkpoint=None, checkpoint_every: int = 10, **kernel_options) -> EnsembleResult:
     """Sample ``n_chains`` independent chains at each inverse temperature and stream their statistics.
 
     Args:
@@ -328,6 +336,9 @@ def run_ensemble(model: Any, betas, *, key, n_chains: int, n_steps: int, n_warmu
         n_copies: 1, or 2 independent copies per chain (replica overlaps; outputs gain an A axis before C).
         chain_block: chains per block on a device (fix it for bitwise identity across device counts; default
             chains per device). devices: devices to shard the chains over (default all local devices).
+        checkpoint: a file path: the run's state is saved there every ``checkpoint_every`` chunks (and at the
+            end), and a run started with the same path resumes from it — bit-identical to an uninterrupted run
+            (``engine.checkpoint``); a checkpoint of another run is refused with a ValueError.
         **kernel_options: kernel options (``engine.kernel_binding``), e.g. ``num_integration_steps``, ``inverse_mass``.
 
     Returns:
@@ -345,6 +356,16 @@ def run_ensemble(model: Any, betas, *, key, n_chains: int, n_steps: int, n_warmu
                      chunk_size=chunk_size, chain_block=chain_block, devices=devices, disorder_axis=disorder_axis,
                      initial_position=initial_position, kernel_options=kernel_options)
     total = n_warmup + n_steps
-    carry = advance(s, carry, betas, 0, total, n_warmup=n_warmup, n_prod=n_steps, adapt_on=n_warmup > 0,
-                    progress=progress, total=total)
+    t0, on_chunk, ck = 0, None, None
+    if checkpoint is not None:
+        ck = Checkpointer(checkpoint, every=checkpoint_every,
+                          fingerprint=fingerprint(run=s.fingerprint, n_steps=n_steps, n_warmup=n_warmup))
+        loaded = ck.load(carry)
+        if loaded is not None:
+            carry, t0 = loaded[0], int(loaded[1]["t"])
+        on_chunk = ck.on_chunk
+    carry = advance(s, carry, betas, t0, total - t0, n_warmup=n_warmup, n_prod=n_steps, adapt_on=n_warmup > 0,
+                    progress=progress, total=total, on_chunk=on_chunk)
+    if ck is not None and t0 < total:
+        ck.save(carry, total)
     return finish(s, carry, check_betas(betas, "betas"), n_steps=n_steps, n_warmup=n_warmup)

@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import ensemble as drv
+from .checkpoint import Checkpointer, fingerprint
 from .ensemble import EnsembleResult
 from .logz_estimate import LogZEstimate
 from .ladder import communication_barrier, initial_ladder, ladder_from_barrier
@@ -97,6 +98,8 @@ def run_tempering(
     observables=None,
     chain_block: int | None = None,
     devices=None,
+    checkpoint=None,
+    checkpoint_every: int = 10,
     **kernel_options,
 ) -> TemperingResult:
     """Run parallel tempering with DEO swaps, warmup ladder/step-size adaptation and streamed observables.
@@ -115,7 +118,9 @@ def run_tempering(
         n_ladder_rounds: number of doubling rounds (default: as many as fit, up to 8).
         n_copies: 1, or 2 independent systems per chain on the same ladder (overlap histogram P(q)).
         overlap_bins: bins of P(q) on [−1, 1] (default dim + 1).
-        chunk_size, progress, observables, chain_block, devices: see ``engine.ensemble.run_ensemble``.
+        chunk_size, progress, observables, chain_block, devices, checkpoint, checkpoint_every: see
+            ``engine.ensemble.run_ensemble`` (a resumed run is bit-identical to an uninterrupted one; the ladder
+            history is part of the checkpoint).
 
     Returns:
         ``EnsembleResult`` with ``exchange`` (swap acceptance per pair, pooled swap rate, round trips),
@@ -139,17 +144,42 @@ def run_tempering(
                          disorder_axis=disorder_axis, kernel_options=kernel_options)
     warm, prod = n_warmup * k, n_steps * k
     total = warm + prod
-    t = 0
-    history = [ladder.copy()]
+    # The run as segments (start, length, fresh statistics first, re-place the ladder after): ladder rounds, the
+    # rest of warmup, production. A checkpoint records the step t reached and the ladder history; on resume the
+    # segments that ended before t are skipped and the one containing t continues without a reset.
+    segments, t = [], 0
     for n in (_round_lengths(n_warmup // 2, n_ladder_rounds) if adapt_ladder else []):
-        carry = s.prog.fresh_stats(s.models, carry)
-        carry = drv.advance(s, carry, ladder, t, n * k, n_warmup=warm, n_prod=prod, progress=progress, total=total)
+        segments.append((t, n * k, True, True))
         t += n * k
-        ladder = ladder_from_barrier(ladder, _rejection(s, carry))
-        history.append(ladder.copy())
-    carry = drv.advance(s, carry, ladder, t, warm - t, n_warmup=warm, n_prod=prod, progress=progress, total=total)
-    carry = s.prog.fresh_stats(s.models, carry)
-    carry = drv.advance(s, carry, ladder, warm, prod, n_warmup=warm, n_prod=prod, progress=progress, total=total)
+    segments += [(t, warm - t, False, False), (warm, prod, True, False)]
+    history = [ladder.copy()]
+    t_done, ck = 0, None
+    if checkpoint is not None:
+        ck = Checkpointer(checkpoint, every=checkpoint_every, fingerprint=fingerprint(
+            run=s.fingerprint, n_steps=n_steps, n_warmup=n_warmup, k=k, segments=segments))
+        loaded = ck.load(carry)
+        if loaded is not None:
+            carry, meta = loaded
+            t_done, history = int(meta["t"]), [np.asarray(h, np.float64) for h in meta["history"]]
+            ladder = history[-1].copy()
+
+    def save(c, t_now):
+        ck.on_chunk(c, t_now, history=[h.tolist() for h in history])
+
+    for i, (start, n, reset, replace) in enumerate(segments):
+        if start + n > t_done:
+            begin = max(start, t_done)
+            if reset and begin == start:
+                carry = s.prog.fresh_stats(s.models, carry)
+            carry = drv.advance(s, carry, ladder, begin, start + n - begin, n_warmup=warm, n_prod=prod,
+                                progress=progress, total=total, on_chunk=None if ck is None else save)
+        if replace and len(history) < i + 2:  # this round's ladder update (also after resuming at its end)
+            ladder = ladder_from_barrier(ladder, _rejection(s, carry))
+            history.append(ladder.copy())
+            if ck is not None:
+                ck.save(carry, start + n, history=[h.tolist() for h in history])
+    if ck is not None and t_done < total:
+        ck.save(carry, total, history=[h.tolist() for h in history])
     res = drv.finish(s, carry, ladder, n_steps=n_steps, n_warmup=n_warmup)
     rejection = _rejection(s, carry)
     res.exchange["round_trip_rate"] = float(np.sum(res.exchange["round_trips"])) / (

@@ -30,6 +30,7 @@ from .diagnostics import Summary, ess_from_moments, pooled_variance, split_rhat_
 from .checkpoint import Checkpointer, fingerprint
 from .equilibrium import ADAPT_MODES, RunSpec, program
 from .keys import as_key, fold
+from .progress import progress_callback
 from .kernel_binding import make_sampler, resolve_kernel, split_options
 from .validate import check_betas, check_choice, check_nonnegative_int, check_positive_int
 
@@ -331,7 +332,7 @@ def run_ensemble(model: Any, betas, *, key, n_chains: int, n_steps: int, n_warmu
         chunk_size: steps per compiled chunk (results do not depend on it).
         observables: {name: fn(x [dim]) -> array} extra observables streamed per chain.
         trace_every: record thinned traces of energy/magnetisation/observables every this many production steps.
-        progress: ``progress(steps_done, steps_total)`` after each chunk.
+        progress: ``progress(steps_done, steps_total)`` after each chunk, or True for a progress bar with ETA.
         initial_position: optional start [dim], [C, dim], [T, C, dim] (or with leading D / copy axes).
         n_copies: 1, or 2 independent copies per chain (replica overlaps; outputs gain an A axis before C).
         chain_block: chains per block on a device (fix it for bitwise identity across device counts; default
@@ -364,8 +365,9 @@ def run_ensemble(model: Any, betas, *, key, n_chains: int, n_steps: int, n_warmu
         if loaded is not None:
             carry, t0 = loaded[0], int(loaded[1]["t"])
         on_chunk = ck.on_chunk
-    carry = advance(s, carry, betas, t0, total - t0, n_warmup=n_warmup, n_prod=n_steps, adapt_on=n_warmup > 0,
-                    progress=progress, total=total, on_chunk=on_chunk)
+    with progress_callback(progress, "equilibrium run") as cb:
+        carry = advance(s, carry, betas, t0, total - t0, n_warmup=n_warmup, n_prod=n_steps, adapt_on=n_warmup > 0,
+                        progress=cb, total=total, on_chunk=on_chunk)
     if ck is not None and t0 < total:
         ck.save(carry, total)
     return finish(s, carry, check_betas(betas, "betas"), n_steps=n_steps, n_warmup=n_warmup)

@@ -25,6 +25,7 @@ import numpy as np
 from . import ensemble as drv
 from .checkpoint import Checkpointer, fingerprint
 from .ensemble import EnsembleResult
+from .progress import progress_callback
 from .logz_estimate import LogZEstimate
 from .ladder import communication_barrier, initial_ladder, ladder_from_barrier
 from .validate import check_beta, check_betas, check_nonnegative_int, check_positive_int
@@ -166,18 +167,19 @@ def run_tempering(
     def save(c, t_now):
         ck.on_chunk(c, t_now, history=[h.tolist() for h in history])
 
-    for i, (start, n, reset, replace) in enumerate(segments):
-        if start + n > t_done:
-            begin = max(start, t_done)
-            if reset and begin == start:
-                carry = s.prog.fresh_stats(s.models, carry)
-            carry = drv.advance(s, carry, ladder, begin, start + n - begin, n_warmup=warm, n_prod=prod,
-                                progress=progress, total=total, on_chunk=None if ck is None else save)
-        if replace and len(history) < i + 2:  # this round's ladder update (also after resuming at its end)
-            ladder = ladder_from_barrier(ladder, _rejection(s, carry))
-            history.append(ladder.copy())
-            if ck is not None:
-                ck.save(carry, start + n, history=[h.tolist() for h in history])
+    with progress_callback(progress, "parallel tempering") as cb:
+        for i, (start, n, reset, replace) in enumerate(segments):
+            if start + n > t_done:
+                begin = max(start, t_done)
+                if reset and begin == start:
+                    carry = s.prog.fresh_stats(s.models, carry)
+                carry = drv.advance(s, carry, ladder, begin, start + n - begin, n_warmup=warm, n_prod=prod,
+                                    progress=cb, total=total, on_chunk=None if ck is None else save)
+            if replace and len(history) < i + 2:  # this round's ladder update (also after resuming at its end)
+                ladder = ladder_from_barrier(ladder, _rejection(s, carry))
+                history.append(ladder.copy())
+                if ck is not None:
+                    ck.save(carry, start + n, history=[h.tolist() for h in history])
     if ck is not None and t_done < total:
         ck.save(carry, total, history=[h.tolist() for h in history])
     res = drv.finish(s, carry, ladder, n_steps=n_steps, n_warmup=n_warmup)

@@ -45,6 +45,7 @@ LLC_KERNELS = ("sgld", "mala", "hmc")
 _ESCAPE_FACTOR = 4.0  # |u|² beyond this many times dim/γ (the localising Gaussian's own scale) = escaped
 _DRIFT_FACTOR = 1.5  # second-half mean |u|² above this many times the first-half mean = still drifting away
 _MIN_ESS = 50.0  # fewer effective samples of L_n than this (batch means over chains) = unreliable
+_MAX_RHAT = 1.1  # split R-hat of L_n above this = chains disagree (not equilibrated)
 _MAX_DIVERGENT = 0.01  # fraction of divergent steps per chain above which a chain counts as diverged
 
 
@@ -107,7 +108,8 @@ class LLCEstimate(NamedTuple):
         loss_trace: mean over chains of L_n, thinned [draws]. distance_trace: mean over chains of |w − w*|² [draws].
         acceptance: mean acceptance probability (NaN for SGLD, which has none). step_size: the (adapted) step size.
         n_divergent: divergent steps per chain [C]. ess: batch-means effective sample size of L_n.
-        escaped: bool per chain [C], the chain left the γ-neighbourhood of w* or was still drifting away.
+        escaped: bool per chain [C], the chain ended beyond |w − w*|² = 4·dim/γ (γ > 0), or (γ = 0) its mean
+            |w − w*|² grew by more than 1.5× between the halves of production. rhat: split R-hat of L_n.
         reliable: bool, no reason below applies. reasons: tuple of strings (empty when reliable; with a D axis one
             tuple per setting).
         kernel, n_chains, n_steps, n_warmup, batch_size: the run's settings.
@@ -127,6 +129,7 @@ class LLCEstimate(NamedTuple):
     step_size: Any
     n_divergent: np.ndarray
     ess: Any
+    rhat: Any
     escaped: np.ndarray
     reliable: Any
     reasons: tuple
@@ -271,8 +274,11 @@ def _assemble(res, e_star, n, n_beta, beta, gamma, dim, kernel, n_chains, n_step
     d2_final = np.sum(np.asarray(res.positions, np.float64) ** 2, -1)[..., 0, :]
     n_div = take(res.n_divergent)
     scale = _ESCAPE_FACTOR * dim / gamma if gamma > 0 else np.inf
-    drifting = d2_second > _DRIFT_FACTOR * d2_first + 1e-12
+    # γ > 0: beyond the localising Gaussian's own scale. γ = 0: nothing holds the chain, so a mean |u|² still
+    # growing between the two halves of production (free diffusion gives a ratio of about 2) is the signal.
+    drifting = (d2_second > _DRIFT_FACTOR * d2_first + 1e-12) if gamma == 0 else np.zeros_like(d2_final, bool)
     escaped = (d2_final > scale) | drifting | ~np.isfinite(d2_final)
+    rhat = np.asarray(res.rhat("energy"), np.float64)[..., 0]
     diverged = n_div > _MAX_DIVERGENT * n_steps
     ess = np.asarray(res.ess("energy"), np.float64)[..., 0]
     acc = np.asarray(res.acceptance_rate().mean, np.float64)[..., 0] if kernel != "sgld" else np.full(
@@ -285,9 +291,11 @@ def _assemble(res, e_star, n, n_beta, beta, gamma, dim, kernel, n_chains, n_step
             why.append(f"{int(sel(nonfinite).sum())}/{n_chains} chains non-finite")
         if sel(escaped).any():
             why.append(f"{int(sel(escaped).sum())}/{n_chains} chains escaped the neighbourhood of w* "
-                       f"(|w − w*|² above {_ESCAPE_FACTOR:g}·dim/γ or still growing)")
+                       f"(|w − w*|² above {_ESCAPE_FACTOR:g}·dim/γ, or growing at γ = 0)")
         if sel(diverged).any():
             why.append(f"{int(sel(diverged).sum())}/{n_chains} chains diverged (> {_MAX_DIVERGENT:.0%} divergent steps)")
+        if sel(rhat) > _MAX_RHAT:
+            why.append(f"split R-hat of L_n {float(sel(rhat)):.2f} > {_MAX_RHAT:g} (not equilibrated)")
         if not sel(ess) >= _MIN_ESS:
             why.append(f"effective sample size {float(sel(ess)):.0f} < {_MIN_ESS:g}")
         if not np.isfinite(sel(value)) or sel(value) < 0:
@@ -308,6 +316,6 @@ def _assemble(res, e_star, n, n_beta, beta, gamma, dim, kernel, n_chains, n_step
     return LLCEstimate(value=value, stderr=stderr, per_chain=per_chain, n_beta=float(n_beta), beta=float(beta),
                        gamma=float(gamma), loss_at_w_star=np.asarray(e_star) / n, mean_loss=mean_loss,
                        loss_trace=loss_trace, distance_trace=dist_trace, acceptance=acc,
-                       step_size=np.asarray(res.step_size, np.float64)[..., 0], n_divergent=n_div, ess=ess,
+                       step_size=np.asarray(res.step_size, np.float64)[..., 0], n_divergent=n_div, ess=ess, rhat=rhat,
                        escaped=escaped, reliable=reliable, reasons=reasons, kernel=kernel, n_chains=n_chains,
                        n_steps=n_steps, n_warmup=n_warmup, batch_size=batch_size)

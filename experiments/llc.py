@@ -112,7 +112,7 @@ def planted_problems(widths: Sequence[int], ranks: Sequence[int], *, n_data: int
         net = LinearChain(widths, rngs=nnx.Rngs(0))
         ks = planted_factors(widths, r, rng)
         for layer, K in zip(net.layers, ks):
-            layer.kernel.value = jnp.asarray(K, jnp.float32)
+            layer.kernel[...] = jnp.asarray(K, jnp.float32)
         W = functools.reduce(np.matmul, ks)
         X = rng.standard_normal((n_data, widths[0]))
         y = X @ W + noise * rng.standard_normal((n_data, widths[-1]))

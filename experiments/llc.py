@@ -51,16 +51,16 @@ LLC_ALLOWANCE = 0.10  # |λ̂ − λ| allowance as a fraction of λ (finite nβ,
 GEN_ALLOWANCE = 0.25  # allowance on n·G_n as a fraction of λ (higher orders in 1/n at small n)
 
 _QUICK_SETTINGS = (((5, 2, 3), (0, 1, 2)), ((6, 3, 2), (0, 1, 2)), ((4, 4, 4), (0, 2, 4)),
-                   ((3, 2, 3, 2), (1, 2)), ((5, 3, 3, 3), (1, 3)), ((3, 3, 3, 3), (0, 3)))
+                   ((3, 2, 3, 2), (1, 2)), ((5, 3, 3, 3), (1, 3)), ((4, 3, 3, 4), (2, 3)))
 _SIZES = {
     "tiny": dict(settings=(((5, 2, 3), (1, 2)),), n_data=100, n_beta=1e4, gamma=1.0, n_chains=4, n_steps=1500,
-                 gen=dict(shape=(3, 2, 3), rank=1, ns=(50, 100), n_datasets=4, n_chains=4, n_steps=300)),
+                 gen=dict(shape=(4, 2, 3), rank=1, ns=(50, 100), n_datasets=4, n_chains=4, n_steps=300)),
     "quick": dict(settings=_QUICK_SETTINGS, n_data=200, n_beta=1e4, gamma=1.0, n_chains=8, n_steps=6000,
-                  gen=dict(shape=(3, 2, 3), rank=1, ns=(50, 100, 200, 400), n_datasets=24, n_chains=8,
+                  gen=dict(shape=(4, 2, 3), rank=1, ns=(50, 100, 200, 400), n_datasets=24, n_chains=8,
                            n_steps=1000)),
-    "full": dict(settings=_QUICK_SETTINGS + (((4, 3, 3, 4), (2, 3)), ((4, 4, 4, 4, 4), (0, 4)),
-                                             ((8, 4, 6), (0, 2, 4)), ((6, 5, 4, 3, 6), (0, 3))),
-                 n_data=1000, n_beta=1e5, gamma=1.0, n_chains=16, n_steps=40000,
+    "full": dict(settings=_QUICK_SETTINGS + (((3, 4, 5), (0, 2, 3)), ((8, 4, 6), (0, 2, 4)), ((3, 3, 3, 3), (3,)),
+                                             ((4, 4, 4, 4, 4), (4,)), ((5, 4, 3, 2, 3), (2,))),
+                 n_data=1000, n_beta=1e4, gamma=1.0, n_chains=16, n_steps=20000,
                  gen=dict(shape=(4, 2, 3), rank=1, ns=(50, 100, 200, 400, 800, 1600), n_datasets=128,
                           n_chains=16, n_steps=4000)),
 }

@@ -54,7 +54,7 @@ _QUICK_SETTINGS = (((5, 2, 3), (0, 1, 2)), ((6, 3, 2), (0, 1, 2)), ((4, 4, 4), (
                    ((3, 2, 3, 2), (1, 2)), ((5, 3, 3, 3), (1, 3)), ((4, 3, 3, 4), (2, 3)))
 _SIZES = {
     "tiny": dict(settings=(((5, 2, 3), (1, 2)),), n_data=100, n_beta=1e4, gamma=1.0, n_chains=4, n_steps=1500,
-                 gen=dict(shape=(4, 2, 3), rank=1, ns=(50, 100), n_datasets=4, n_chains=4, n_steps=300)),
+                 gen=dict(shape=(4, 2, 3), rank=1, ns=(60,), n_datasets=4, n_chains=4, n_steps=300)),
     "quick": dict(settings=_QUICK_SETTINGS, n_data=200, n_beta=1e4, gamma=1.0, n_chains=8, n_steps=6000,
                   gen=dict(shape=(4, 2, 3), rank=1, ns=(50, 100, 200, 400), n_datasets=24, n_chains=8,
                            n_steps=1000)),

@@ -1,4 +1,4 @@
-"""engine.llc: λ̂ within 10 % of the exact learning coefficient on 23 width/rank settings (regular linear models,
+"""engine.llc: λ̂ within 10 % of the exact learning coefficient on 21 width/rank settings (regular linear models,
 reduced-rank regression, deep linear networks; MALA, plus SGLD and HMC cross-checks), the estimator's mechanics
 and the exact formulas."""
 
@@ -31,7 +31,7 @@ def _check(widths, ranks, seed=1):
         assert est.reliable[i], est.reasons[i]
 
 
-# ------------------------------------------------------------------------------------------- accuracy: 23 settings
+# ------------------------------------------------------------------------------------------- accuracy: 21 settings
 def test_regular_bayesian_linear_d_over_2():
     """Regular model (BayesianLinear, d = 6, noisy targets): w* = least squares, λ = d/2."""
     rng = np.random.default_rng(0)

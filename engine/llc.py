@@ -220,7 +220,7 @@ def estimate_llc(model, w_star, *, key, n_beta=None, gamma=1.0, kernel: str = "m
         trace_every: thinning of the loss / distance traces (default: about 100 draws).
         disorder_axis: ``model`` is a stack of D models and ``w_star`` is [D, dim].
         chunk_size: steps per compiled chunk (results do not depend on it).
-        **kernel_options: further options of the kernel (``engine.samplers``), e.g. hmc ``num_integration_steps``.
+        **kernel_options: further options of the kernel (``engine.kernel_binding``), e.g. hmc ``num_integration_steps``.
 
     Returns:
         ``LLCEstimate``.

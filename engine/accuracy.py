@@ -92,7 +92,7 @@ class _Clock:
 
     def __init__(self, max_time, max_budget):
         self.t0, self.max_time, self.max_budget = time.perf_counter(), max_time, max_budget
-        self.work, self.sec_per_work = 0.0, None
+        self.work, self.sec_per_work, self.stopped_by = 0.0, None, None
 
     def elapsed(self):
         return time.perf_counter() - self.t0
@@ -103,18 +103,26 @@ class _Clock:
         self.sec_per_work = rate if self.sec_per_work is None else min(self.sec_per_work, rate)
 
     def affordable(self, work) -> bool:
+        return self.blocking(work) is None
+
+    def blocking(self, work) -> str | None:
+        """The limit a round of ``work`` particle-steps would exceed (predicted), or None."""
         if self.max_budget is not None and self.work + work > self.max_budget:
-            return False
+            self.stopped_by = f"max_budget={self.max_budget:g} particle-steps"
+            return self.stopped_by
         if self.max_time is not None and self.sec_per_work is not None \
                 and self.elapsed() + work * self.sec_per_work > self.max_time:
-            return False
-        return True
+            self.stopped_by = f"max_time={self.max_time:g} s"
+            return self.stopped_by
+        return None
 
     def exhausted(self) -> str | None:
         if self.max_time is not None and self.elapsed() >= self.max_time:
-            return f"max_time={self.max_time:g} s"
+            self.stopped_by = f"max_time={self.max_time:g} s"
+            return self.stopped_by
         if self.max_budget is not None and self.work >= self.max_budget:
-            return f"max_budget={self.max_budget:g} {BUDGET_UNIT.split(' (')[0]}"
+            self.stopped_by = f"max_budget={self.max_budget:g} particle-steps"
+            return self.stopped_by
         return None
 
     def limit_text(self) -> str:
@@ -263,7 +271,7 @@ def _fresh_rounds(method, model, beta, key, tol, clock, options):
                 grow = var / target if math.isfinite(var) else 4.0
                 cfg["n_temperatures"] = int(cfg["n_temperatures"] * min(max(grow, 2.0), MAX_GROWTH))
             else:
-                cfg["n_chains"] = int(nc * more)
+                cfg["n_chains"] = 64 * math.ceil(nc * more / 64)  # few distinct shapes: few compilations
         elif method == "ti" and d.get("quadrature_dominated", False):
             cfg["n_betas"] = 2 * cfg["n_betas"] - 1
             mc = d.get("mc_stderr", err)
@@ -311,10 +319,11 @@ def log_partition_to_tol(model: Any, beta: float, method: str, *, key, tol: floa
     reached = why == "tol"
     reasons = list(est.reasons)
     if not reached:
-        stop = clock.exhausted() or f"the predicted next round exceeding {clock.limit_text()}"
-        reasons.append(f"tolerance {tol:g} not reached within {clock.limit_text()} (stopped at {stop}; stderr = "
-                       f"{est.stderr:.3g}, reliable = {est.reliable} after {len(rounds)} round(s), "
-                       f"{clock.elapsed():.1f} s, {clock.work:.3g} particle-steps)")
+        spent = clock.exhausted()  # None: stopped because the NEXT round was predicted to exceed a limit
+        limit = spent or clock.stopped_by or clock.limit_text()
+        reasons.append(f"tolerance {tol:g} not reached within {limit} (stderr = {est.stderr:.3g}, reliable = "
+                       f"{est.reliable} after {len(rounds)} round(s), {clock.elapsed():.1f} s, {clock.work:.3g} "
+                       "particle-steps" + ("" if spent else "; the next round was predicted to exceed it") + ")")
     diag = dict(est.diagnostics)
     diag.update(tol=tol, tol_reached=reached, max_time=max_time, max_budget=max_budget, budget_used=clock.work,
                 budget_unit=BUDGET_UNIT, wall_s=clock.elapsed(), rounds=rounds,

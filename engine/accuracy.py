@@ -18,8 +18,8 @@ needs from the error's scaling, instead of doubling blindly:
     the configuration is replaced by one with N·R_needed/16 particles (rounded up to a power of 2) and 16 runs
     (larger N also shrinks the O(1/N) bias of adaptive SMC).
 * **AIS** (``engine.ais``): each round is a fresh run (AIS weights of different schedules are not poolable). Weight
-  ESS too low: log-weight variance σ² ∝ 1/K, so K ← K·σ²/σ²_target with σ²_target = ½·ln(n^{1/4}/√2) (the ESS
-  rule of ``annealing.min_reliable_ess``); else n ← n·(stderr/tol)²·MARGIN chains.
+  ESS too low: log-weight variance σ² ∝ 1/K, so K ← K·σ²/σ²_target with σ²_target = ½·ln(n^{1/4}/√2)
+  (the ESS rule of ``annealing.min_reliable_ess``); else n ← n·(stderr/tol)²·MARGIN chains.
 * **TI** / **PT** (``engine.ti``, ``engine.tempering``): fresh runs; the Monte Carlo error ∝ 1/√(steps), so
   n_steps ← n_steps·(stderr/tol)²·MARGIN; TI whose error bar is dominated by the quadrature error doubles n_betas.
 

@@ -13,9 +13,9 @@ Three panels, κ = 0 throughout, α = P/N with P = round(αN) (theory is always 
     normalised uniform prior): population annealing of the sphere kernel's particles up a β grid (the engine's
     ``engine.smc.population_anneal``: all disorder samples × stages in one compiled program; each stage resamples,
     then n_steps/2 burn-in + n_steps measured sweeps) and thermodynamic integration of ⟨E⟩(β)
-    (``engine.ti.ti_integrate``, ⟨E⟩(0) = P/2 exactly), disorder-averaged, vs the RS result of E. Gardner, J. Phys. A 21, 257
-    (1988) (``theory_perceptron.gardner_log_volume``; RS is exact for the spherical perceptron). α ≤ 1, so every
-    sample is separable (P ≤ N points in general position) and E ln V is finite.
+    (``engine.ti.ti_integrate``, ⟨E⟩(0) = P/2 exactly), disorder-averaged, vs the RS result of E. Gardner, J. Phys.
+    A 21, 257 (1988) (``theory_perceptron.gardner_log_volume``; RS is exact for the spherical perceptron). α ≤ 1, so
+    every sample is separable (P ≤ N points in general position) and E ln V is finite.
 (iii) **Binary perceptron entropy.** (1/N) ln #solutions of ±1 weights on ±1 patterns (odd N: no ties), by exact
     enumeration (``BinaryPerceptron.count_solutions``) at several N, and measured by the engine as
     ``engine.api.log_partition(method="ais", β = 20)`` vs the exact log Z(20) of the same samples; against the

@@ -4,14 +4,14 @@ Zero-temperature Gibbs learning: the student is drawn uniformly from the version
 the P training examples like the teacher); ε = arccos(R)/π is its generalisation error on Gaussian inputs, R the
 normalised teacher–student overlap. Data from ``models.data.teacher_student`` (Gaussian inputs, sign labels).
 
-(i) **Spherical** student and teacher (``models.SphericalPerceptron``): the engine samples the version space as
-    the β = 20 Gibbs measure of the error-count energy by population annealing of sphere-kernel particles from
-    β = 0 (``engine.smc.population_anneal``: all samples × stages in one compiled program), with ε averaged over
-    the particles at β = 20 as an observable. The data are first rotated by the Householder reflection that maps the teacher
-    onto the first axis (an exact symmetry of Gaussian inputs and of the uniform measure), so R = w₁/√N for every
-    sample and one compiled observable serves all. Theory: R/√(1−R) = (α/π) ∫Dt e^{−R t²/2}/H(−√R t)
-    (G. Györgyi & N. Tishby 1990; A. Engel & C. Van den Broeck, *Statistical Mechanics of Learning*, ch. 2),
-    ε ≈ 0.625/α at large α (``theory_perceptron.gibbs_error_spherical``).
+(i) **Spherical** student and teacher (``models.SphericalPerceptron``): the engine samples the version space as the
+    β = 20 Gibbs measure of the error-count energy by population annealing of sphere-kernel particles from β = 0
+    (``engine.smc.population_anneal``: all samples × stages in one compiled program), with ε averaged over the
+    particles at β = 20 as an observable. The data are first rotated by the Householder reflection that maps the
+    teacher onto the first axis (an exact symmetry of Gaussian inputs and of the uniform measure), so R = w₁/√N for
+    every sample and one compiled observable serves all. Theory: R/√(1−R) = (α/π) ∫Dt e^{−R t²/2}/H(−√R t) (G.
+    Györgyi & N. Tishby 1990; A. Engel & C. Van den Broeck, *Statistical Mechanics of Learning*, ch. 2), ε ≈ 0.625/α
+    at large α (``theory_perceptron.gibbs_error_spherical``).
 (ii) **Binary** (±1) student and teacher: the RS theory (G. Györgyi, PRA 41, 7097 (1990); H. Sompolinsky,
     N. Tishby & H. S. Seung, PRL 65, 1683 (1990)) has a first-order transition to perfect generalisation at
     α_c ≈ 1.245 (``theory_perceptron.binary_gibbs_transition``; the R < 1 branch survives, metastable, up to

@@ -3,7 +3,6 @@ was not tuned on, limits give reliable=False with the reason and a warning, "aut
 tolerances are refused with one clear ValueError."""
 
 import math
-import warnings
 
 import jax
 import jax.numpy as jnp

@@ -310,6 +310,10 @@ def log_partition_to_tol(model: Any, beta: float, method: str, *, key, tol: floa
     max_budget = _check_limit(max_budget, "max_budget")
     if max_time is None:
         max_time = DEFAULT_MAX_TIME
+    if float(beta) == 0.0:  # log Z(0) is the model's exact reference value
+        return LogZEstimate(float(model.log_reference_partition()), 0.0, method, 0.0,
+                            {"note": "beta = 0: log Z(0) is exact", "tol": tol, "tol_reached": True, "rounds": [],
+                             "reliable": True, "reasons": [], "unreliable": False})
     clock = _Clock(max_time, max_budget)
     key = as_key(key)
     if method == "smc":

@@ -164,6 +164,11 @@ def test_tol_for_unsupported_method_is_refused():
         accuracy.log_partition_to_tol(Ising2D(4), 0.4, "exact", key=0, tol=0.1)
 
 
+def test_beta_zero_is_exact_reference():
+    est = log_partition(Ising2D(4), 0.0, method="smc", key=0, tol=0.01)
+    assert est.value == pytest.approx(16 * math.log(2)) and est.stderr == 0.0 and est.reliable
+
+
 def test_exact_with_tol_is_exact():
     est = log_partition(Ising2D(4), 0.4, method="exact", tol=0.01)
     assert est.stderr == 0.0 and est.diagnostics["tol_reached"] is True

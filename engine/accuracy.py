@@ -23,7 +23,8 @@ needs from the error's scaling, instead of doubling blindly:
 * **TI** / **PT** (``engine.ti``, ``engine.tempering``): fresh runs; the Monte Carlo error ∝ 1/√(steps), so
   n_steps ← n_steps·(stderr/tol)²·MARGIN; TI whose error bar is dominated by the quadrature error doubles n_betas.
 
-Limits (checked BEFORE each round from the predicted cost, and after it):
+Limits (checked BEFORE each round from the predicted cost, and after it; the first round always runs and a running
+round is never interrupted, so a limit can be overshot by one round):
 * ``max_time``: wall-clock seconds for the whole loop, compilation included (default ``DEFAULT_MAX_TIME`` = 600 s
   when a tol is given);
 * ``max_budget``: total work in *particle-steps* — one kernel step (for discrete kernels one sweep over all sites)

@@ -47,7 +47,7 @@ def _check_reached(est, exact, tol, k=3.0):
     assert abs(est.value - exact) <= k * tol, (est.value - exact, est.stderr)
 
 
-@pytest.mark.parametrize("name", ["ising4_beta0.25", "rbm_7x4"])
+@pytest.mark.parametrize("name", ["ising4_beta0.25", pytest.param("rbm_7x4", marks=pytest.mark.slow)])
 def test_smc_tol_reached_honestly(name):
     make, beta = CASES[name]
     model = make()
@@ -102,7 +102,7 @@ def test_ti_and_pt_tol_reached():
 
 
 # ------------------------------------------------------------------------------------------------ limits
-@pytest.mark.parametrize("limit", [{"max_budget": 2e5}, {"max_time": 1.0}])
+@pytest.mark.parametrize("limit", [{"max_budget": 5e4}, {"max_time": 1.0}])
 def test_limit_exhausted_gives_unreliable_with_reason_and_warning(limit):
     model, beta = _bayes_linear(), 1.0
     with pytest.warns(RuntimeWarning, match="tolerance 0.0001 not reached within"):
@@ -114,12 +114,12 @@ def test_limit_exhausted_gives_unreliable_with_reason_and_warning(limit):
     assert f"{key}={value:g}" in est.reasons[-1]
     assert math.isfinite(est.value) and est.stderr > 1e-4  # the last estimate comes back, with its error bar
     if "max_budget" in limit:
-        assert d["budget_used"] <= 2e5 or len(d["rounds"]) == 1  # the first round always runs
+        assert d["budget_used"] <= 5e4 or len(d["rounds"]) == 1  # the first round always runs
 
 
 def test_limit_exhausted_ais():
     with pytest.warns(RuntimeWarning, match="not reached within max_budget"):
-        est = log_partition(Ising2D(4), 0.4, method="ais", key=0, tol=1e-4, max_budget=1e5, n_chains=64,
+        est = log_partition(Ising2D(4), 0.4, method="ais", key=0, tol=1e-4, max_budget=5e3, n_chains=64,
                             n_temperatures=20)
     assert not est.reliable and est.diagnostics["tol_reached"] is False
 

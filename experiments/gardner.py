@@ -10,11 +10,12 @@ Three panels, κ = 0 throughout, α = P/N with P = round(αN) (theory is always 
     rows get a verdict only where P² 2^{−N} < 0.01 and are otherwise reported without one.
 (ii) **Gardner's volume.** (1/N) ln V, V the fraction of the sphere |w|² = N classifying Gaussian patterns
     correctly, measured by the engine as log Z(β_max = 20) of ``models.SphericalPerceptron`` (error-count energy,
-    normalised uniform prior): population annealing of the sphere kernel's chains up a β grid (``anneal``: each
-    stage one ``engine.ensemble.run_ensemble`` call over all disorder samples) and thermodynamic integration of
-    ⟨E⟩(β) (``engine.ti.ti_integrate``), disorder-averaged, vs the RS result of E. Gardner, J. Phys. A 21, 257
-    (1988) (``theory_perceptron.gardner_log_volume``; RS is exact for the spherical perceptron). α ≤ 1, so every
-    sample is separable (P ≤ N points in general position) and E ln V is finite.
+    normalised uniform prior): population annealing of the sphere kernel's particles up a β grid (the engine's
+    ``engine.smc.population_anneal``: all disorder samples × stages in one compiled program; each stage resamples,
+    then n_steps/2 burn-in + n_steps measured sweeps) and thermodynamic integration of ⟨E⟩(β)
+    (``engine.ti.ti_integrate``, ⟨E⟩(0) = P/2 exactly), disorder-averaged, vs the RS result of E. Gardner, J. Phys.
+    A 21, 257 (1988) (``theory_perceptron.gardner_log_volume``; RS is exact for the spherical perceptron). α ≤ 1, so
+    every sample is separable (P ≤ N points in general position) and E ln V is finite.
 (iii) **Binary perceptron entropy.** (1/N) ln #solutions of ±1 weights on ±1 patterns (odd N: no ties), by exact
     enumeration (``BinaryPerceptron.count_solutions``) at several N, and measured by the engine as
     ``engine.api.log_partition(method="ais", β = 20)`` vs the exact log Z(20) of the same samples; against the
@@ -34,18 +35,16 @@ Sizes: ``tiny`` (tests, seconds), ``quick`` (default, a few CPU-minutes), ``full
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from scipy import optimize
 
-from thermodl.engine.ensemble import run_ensemble
+from thermodl.engine.smc import population_anneal
 from thermodl.engine.ti import ti_integrate
 from thermodl.experiments import common
 from thermodl.experiments import theory_perceptron as theory
@@ -113,118 +112,6 @@ def pad_patterns(X, y, n_rows: int):
 
 
 # ------------------------------------------------------------------------------------- population annealing
-class Annealing(NamedTuple):
-    """Output of ``anneal`` for D disorder samples on a β grid [K] (β_0 = 0).
-
-    Fields:
-        betas: float64 [K].
-        mean_energy: float64 [D, K] — ⟨E⟩ at each β (column 0: the exact β = 0 value given).
-        mean_energy_stderr: float64 [D, K] — chain-to-chain standard error (0 at β = 0). Chains share ancestors
-            after resampling, so this understates the error; disorder averages use the sample-to-sample spread.
-        observables: {name: float64 [D]} — chain-averaged observables at the last β.
-        acceptance: float64 [K] — mean acceptance per stage (NaN at β = 0).
-        step_size: float64 [K] — step size of each stage's production run (NaN for discrete kernels, β = 0).
-        n_nonfinite: int — chains with a non-finite energy in some stage (never resampled again).
-    """
-
-    betas: np.ndarray
-    mean_energy: np.ndarray
-    mean_energy_stderr: np.ndarray
-    observables: dict
-    acceptance: np.ndarray
-    step_size: np.ndarray
-    n_nonfinite: int
-
-
-def _systematic_resample(log_w: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Indices [D, C] of systematic resampling of each row of log weights [D, C] with offsets u [D] in [0, 1)."""
-    d, c = log_w.shape
-    w = np.exp(log_w - np.max(log_w, axis=1, keepdims=True))
-    cdf = np.cumsum(w, axis=1) / w.sum(axis=1, keepdims=True)
-    pts = (u[:, None] + np.arange(c)[None, :]) / c
-    return np.stack([np.minimum(np.searchsorted(cdf[i], pts[i], side="right"), c - 1) for i in range(d)])
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def _reference_draws(models, key, n_chains: int):
-    """β = 0 draws [D, C, dim] (chain c of sample d from fold_in(fold_in(key, d), c)) and their energies [D, C]."""
-    def one(m, d):
-        kd = jax.random.fold_in(key, d)
-        x = jax.vmap(lambda c: m.sample_reference(jax.random.fold_in(kd, c)))(jnp.arange(n_chains))
-        return x, jax.vmap(m.energy)(x)
-
-    n_dis = jax.tree.leaves(models)[0].shape[0]
-    return jax.vmap(one)(models, jnp.arange(n_dis))
-
-
-def anneal(models, betas, energy_at_zero, *, key, n_chains: int, n_steps: int, observables: dict | None = None,
-           kernel: str = "auto", target_acceptance: float = 0.3,
-           progress: Callable[[float], None] | None = None) -> Annealing:
-    """Population annealing of ``n_chains`` chains per disorder sample up a β grid (K. Hukushima & Y. Iba,
-    AIP Conf. Proc. 690, 200 (2003); J. Machta, PRE 82, 026704 (2010)).
-
-    Chains start from exact β = 0 draws. At stage k the chains of each sample are resampled with weights
-    exp(−(β_k − β_{k−1}) E) (systematic resampling), then run at β_k by ``engine.ensemble.run_ensemble`` over all
-    samples at once (disorder axis): n_steps/2 burn-in steps, then n_steps production steps whose ⟨E⟩ and
-    observables are streamed. Continuous kernels use one step size per stage: the burn-in runs at the previous
-    stage's value, the production run at log ε + 2(acc − target) from the burn-in acceptance (clipped to
-    [10⁻³, π/2]; engine step-size adaptation is not used because it diverges at β ≈ 0, where every move is
-    accepted). All stages share one compiled function.
-
-    Args:
-        models: a stack of D models (leaves [D, ...]) whose ``dim`` is the configuration size.
-        betas: float [K] increasing, β_0 = 0. energy_at_zero: float [D] exact ⟨E⟩ at β = 0.
-        key: ``jax.random.key``. n_chains: chains per sample (C). n_steps: production steps per stage.
-        observables: {name: fn(x [dim]) -> []} streamed at every stage (reported at the last).
-        kernel: engine kernel name. target_acceptance: for the step-size rule.
-        progress: called with the fraction of stages done.
-    Returns:
-        ``Annealing``.
-    """
-    betas = np.asarray(betas, np.float64)
-    if betas.ndim != 1 or betas.size < 2 or betas[0] != 0.0 or np.any(np.diff(betas) <= 0):
-        raise ValueError(f"betas must be increasing from 0 with at least 2 points, got {betas!r}")
-    n_dis = int(jax.tree.leaves(models)[0].shape[0])
-    one = jax.tree.map(lambda a: a[0], models)
-    continuous = one.kind == "continuous"
-    pos, energy = _reference_draws(models, jax.random.fold_in(key, 0), n_chains)  # [D, C, dim], [D, C]
-    energy = np.asarray(energy, np.float64)
-    K = betas.size
-    u_mean, u_se = np.zeros((n_dis, K)), np.zeros((n_dis, K))
-    u_mean[:, 0] = np.asarray(energy_at_zero, np.float64)
-    acc, eps_used = np.full(K, np.nan), np.full(K, np.nan)
-    eps, bad = 1.0, np.zeros((n_dis, n_chains), bool)
-    obs_out = {}
-    run = dict(n_chains=n_chains, kernel=kernel, adapt=False, disorder_axis=True, observables=observables)
-    for k in range(1, K):
-        kk = jax.random.fold_in(key, k)
-        log_w = np.where(bad | ~np.isfinite(energy), -np.inf, -(betas[k] - betas[k - 1]) * energy)
-        if not np.all(np.isfinite(log_w).any(axis=1)):
-            raise ValueError(f"anneal: every chain of some disorder sample is non-finite at beta={betas[k]!r}")
-        idx = _systematic_resample(log_w, np.asarray(jax.random.uniform(jax.random.fold_in(kk, 0), (n_dis,))))
-        pos = jnp.take_along_axis(pos, jnp.asarray(idx)[:, :, None], axis=1)
-        bad = np.take_along_axis(bad, idx, axis=1)
-        burn = run_ensemble(models, [betas[k]], key=jax.random.fold_in(kk, 1), n_steps=max(n_steps // 2, 1),
-                            n_warmup=0, step_size=eps, initial_position=pos[:, None], **run)
-        if continuous:
-            a = float(np.nanmean(burn.acceptance_rate().mean))
-            eps = float(np.clip(eps * math.exp(2.0 * (a - target_acceptance)), 1e-3, math.pi / 2))
-        res = run_ensemble(models, [betas[k]], key=jax.random.fold_in(kk, 2), n_steps=n_steps, n_warmup=0,
-                           step_size=eps, initial_position=burn.final_state.position, **run)
-        pos = res.final_state.position[:, 0]
-        energy = np.asarray(res.final_state.energy[:, 0], np.float64)
-        bad |= np.asarray(res.nonfinite[:, 0]) | np.asarray(burn.nonfinite[:, 0])
-        u = res.mean_energy()
-        u_mean[:, k], u_se[:, k] = u.mean[:, 0], u.stderr[:, 0]
-        acc[k] = float(np.nanmean(res.acceptance_rate().mean))
-        eps_used[k] = eps if continuous else np.nan
-        if k == K - 1:
-            obs_out = {name: np.asarray(res.mean(name).mean[:, 0], np.float64) for name in (observables or {})}
-        if progress is not None:
-            progress(k / (K - 1))
-    return Annealing(betas, u_mean, u_se, obs_out, acc, eps_used, int(bad.sum()))
-
-
 def zero_temperature_grid(n: int, beta_max: float = BETA_MAX) -> np.ndarray:
     """β grid [n] from 0 to β_max, quadratic (dense where ⟨E⟩ falls off, sparse in its exponential tail)."""
     return beta_max * np.linspace(0.0, 1.0, n) ** 2
@@ -298,8 +185,10 @@ def _volume_samples(cfg: _Size, N: int, seed: int, progress) -> tuple[np.ndarray
             P_of.append(P)
     n_pad, P_of = np.asarray(n_pad, np.float64), np.asarray(P_of, np.float64)
     grid = zero_temperature_grid(cfg.volume_stages)
-    res = anneal(stack_models(models), grid, P_of / 2.0 + n_pad, key=jax.random.fold_in(jax.random.key(seed), N),
-                 n_chains=cfg.volume_chains, n_steps=cfg.volume_steps, kernel="sphere", progress=progress)
+    res = population_anneal(stack_models(models), grid, key=jax.random.fold_in(jax.random.key(seed), N),
+                            n_particles=cfg.volume_chains, n_sweeps=cfg.volume_steps + max(cfg.volume_steps // 2, 1),
+                            n_measure=cfg.volume_steps, kernel="sphere", resampling="systematic")
+    progress(1.0)
     u = res.mean_energy - n_pad[:, None]
     u[:, 0] = P_of / 2.0  # each pattern is misclassified by half the sphere
     log_v = np.array([ti_integrate(grid, u[s], res.mean_energy_stderr[s]).log_z[-1] for s in range(len(u))]) / N

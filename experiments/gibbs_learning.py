@@ -4,14 +4,14 @@ Zero-temperature Gibbs learning: the student is drawn uniformly from the version
 the P training examples like the teacher); ε = arccos(R)/π is its generalisation error on Gaussian inputs, R the
 normalised teacher–student overlap. Data from ``models.data.teacher_student`` (Gaussian inputs, sign labels).
 
-(i) **Spherical** student and teacher (``models.SphericalPerceptron``): the engine samples the version space as
-    the β = 20 Gibbs measure of the error-count energy by population annealing of sphere-kernel chains from β = 0
-    (``experiments.gardner.anneal``, one ``engine.ensemble.run_ensemble`` call per stage over all samples), with
-    ε streamed as an observable. The data are first rotated by the Householder reflection that maps the teacher
-    onto the first axis (an exact symmetry of Gaussian inputs and of the uniform measure), so R = w₁/√N for every
-    sample and one compiled observable serves all. Theory: R/√(1−R) = (α/π) ∫Dt e^{−R t²/2}/H(−√R t)
-    (G. Györgyi & N. Tishby 1990; A. Engel & C. Van den Broeck, *Statistical Mechanics of Learning*, ch. 2),
-    ε ≈ 0.625/α at large α (``theory_perceptron.gibbs_error_spherical``).
+(i) **Spherical** student and teacher (``models.SphericalPerceptron``): the engine samples the version space as the
+    β = 20 Gibbs measure of the error-count energy by population annealing of sphere-kernel particles from β = 0
+    (``engine.smc.population_anneal``: all samples × stages in one compiled program), with ε averaged over the
+    particles at β = 20 as an observable. The data are first rotated by the Householder reflection that maps the
+    teacher onto the first axis (an exact symmetry of Gaussian inputs and of the uniform measure), so R = w₁/√N for
+    every sample and one compiled observable serves all. Theory: R/√(1−R) = (α/π) ∫Dt e^{−R t²/2}/H(−√R t) (G.
+    Györgyi & N. Tishby 1990; A. Engel & C. Van den Broeck, *Statistical Mechanics of Learning*, ch. 2), ε ≈ 0.625/α
+    at large α (``theory_perceptron.gibbs_error_spherical``).
 (ii) **Binary** (±1) student and teacher: the RS theory (G. Györgyi, PRA 41, 7097 (1990); H. Sompolinsky,
     N. Tishby & H. S. Seung, PRL 65, 1683 (1990)) has a first-order transition to perfect generalisation at
     α_c ≈ 1.245 (``theory_perceptron.binary_gibbs_transition``; the R < 1 branch survives, metastable, up to
@@ -42,12 +42,8 @@ import xarray as xr
 
 from thermodl.experiments import common
 from thermodl.experiments import theory_perceptron as theory
-from thermodl.experiments.gardner import (
-    _finite_size_allowance,
-    anneal,
-    pad_patterns,
-    zero_temperature_grid,
-)
+from thermodl.engine.smc import population_anneal
+from thermodl.experiments.gardner import _finite_size_allowance, pad_patterns, zero_temperature_grid
 from thermodl.models.base import enumerate_states, stack_models
 from thermodl.models.data import teacher_student
 from thermodl.models.perceptron import BinaryPerceptron, SphericalPerceptron
@@ -146,11 +142,12 @@ def _spherical_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
         X, y, n_pad, P = _problems(seed, 0, "spherical", N, cfg.sph_alphas, D)
         models = stack_models([SphericalPerceptron(X[s], y[s]) for s in range(len(X))])
         with common.stopwatch() as sw:
-            res = anneal(models, zero_temperature_grid(cfg.sph_stages), P / 2.0 + n_pad,
-                         key=jax.random.fold_in(jax.random.key(seed), N), n_chains=cfg.sph_chains,
-                         n_steps=cfg.sph_steps,
-                         kernel="sphere", observables={"gen_error": spherical_gen_error},
-                         progress=lambda f, j=j: progress((j + f) / nN))
+            res = population_anneal(models, zero_temperature_grid(cfg.sph_stages),
+                                    key=jax.random.fold_in(jax.random.key(seed), N), n_particles=cfg.sph_chains,
+                                    n_sweeps=cfg.sph_steps + max(cfg.sph_steps // 2, 1), n_measure=cfg.sph_steps,
+                                    kernel="sphere", observables={"gen_error": spherical_gen_error},
+                                    resampling="systematic")
+        progress((j + 1) / nN)
         walls[j] = sw["s"]
         eps[j] = res.observables["gen_error"].reshape(nA, D)
     mean = eps.mean(-1)
@@ -235,10 +232,12 @@ def _binary_panel(cfg: _Size, seed: int, progress) -> tuple[dict, list]:
                                                                    jnp.asarray(n_pad)), np.float64))
     models = stack_models([BinaryPerceptron(X[s], y[s]) for s in range(len(X))])
     with common.stopwatch() as sw:
-        res = anneal(models, zero_temperature_grid(cfg.engine_stages), P / 2.0 + n_pad,
-                     key=jax.random.fold_in(jax.random.key(seed), 1), n_chains=cfg.engine_chains,
-                     n_steps=cfg.engine_steps, kernel="heat_bath", observables={"gen_error": binary_gen_error},
-                     progress=lambda f: progress(0.5 + 0.5 * f))
+        res = population_anneal(models, zero_temperature_grid(cfg.engine_stages),
+                                key=jax.random.fold_in(jax.random.key(seed), 1), n_particles=cfg.engine_chains,
+                                n_sweeps=cfg.engine_steps + max(cfg.engine_steps // 2, 1),
+                                n_measure=cfg.engine_steps, kernel="heat_bath",
+                                observables={"gen_error": binary_gen_error}, resampling="systematic")
+    progress(1.0)
     engine = res.observables["gen_error"].reshape(nE, DE)
     exact = exact.reshape(nE, DE)
     for a in range(nE):

@@ -74,12 +74,12 @@ def test_exact_by_enumeration():
                                       rel=1e-6)
 
 
-def test_auto_uses_ais_without_exact_and_exact_refuses():
+def test_auto_uses_smc_without_exact_and_exact_refuses():
     model = Gauss(jnp.array([1.0, 3.0]))
     with pytest.raises(ValueError, match="no exact log Z"):
         log_partition(model, 1.0, method="exact")
-    est = log_partition(model, 1.0, key=jax.random.key(0), n_chains=64, n_temperatures=30)
-    assert est.method == "ais"
+    est = log_partition(model, 1.0, key=jax.random.key(0), tol=0.1)  # auto: SMC to a tolerance
+    assert est.method == "smc" and est.diagnostics["method_chosen"] == "smc"
     assert abs(est.z_score(-0.5 * (math.log(2.0) + math.log(4.0)))) < 3
 
 

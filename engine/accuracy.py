@@ -48,7 +48,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from .estimate import LogZEstimate
+from .logz_estimate import LogZEstimate
 from .keys import as_key
 
 __all__ = ["log_partition_to_tol", "check_tol", "TOL_METHODS", "DEFAULT_MAX_TIME", "MARGIN"]
@@ -142,7 +142,7 @@ def _concat(results):
 
 def _smc_rounds(model, beta, key, tol, clock, options):
     from . import smc
-    from .samplers import resolve_kernel
+    from .kernel_binding import resolve_kernel
 
     opts = dict(options)
     n = int(opts.pop("n_particles", 128))

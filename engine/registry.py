@@ -71,6 +71,7 @@ EXPERIMENTS: dict[str, str] = {
     "deep-linear": "thermodl.experiments.deep_linear",
     "rbm-rg": "thermodl.experiments.rbm_rg",
     "rbm-digits": "thermodl.experiments.rbm_digits",
+    "bench-logz": "thermodl.experiments.bench_logz",
 }
 """Experiment name -> module path. Add one line here per new experiment module."""
 

@@ -61,9 +61,9 @@ BETA_C = 0.5 * math.log1p(math.sqrt(2.0))
 CONFIGS = {
     "tiny": dict(targets=("blr5", "ising4"), methods=("auto", "ais", "smc", "blackjax_hmc"),
                  n_rungs=2, n_seeds=4),
-    "quick": dict(targets=("blr30", "ising16", "rbm20"),
+    "quick": dict(targets=("blr30", "rbm20"),
                   methods=("auto", "ais", "smc", "ti", "pt", "blackjax_hmc", "blackjax_rwm", "tfp_ais"),
-                  n_rungs=4, n_seeds=16),
+                  n_rungs=3, n_seeds=16),
     "full": dict(targets=("blr30", "blr100", "mlp", "ising16", "ising32", "rbm20"),
                  methods=("auto", "ais", "smc", "ti", "pt", "blackjax_hmc", "blackjax_rwm", "tfp_ais"),
                  n_rungs=7, n_seeds=32),

@@ -70,12 +70,9 @@ EXPERIMENTS: dict[str, str] = {
     "no-flattening": "thermodl.experiments.no_flattening",
     "deep-linear": "thermodl.experiments.deep_linear",
     "rbm-rg": "thermodl.experiments.rbm_rg",
-<<<<<<< HEAD
     "llc": "thermodl.experiments.llc",
-=======
     "rbm-digits": "thermodl.experiments.rbm_digits",
     "bench-logz": "thermodl.experiments.bench_logz",
->>>>>>> digits
 }
 """Experiment name -> module path. Add one line here per new experiment module."""
 

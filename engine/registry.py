@@ -70,6 +70,7 @@ EXPERIMENTS: dict[str, str] = {
     "no-flattening": "thermodl.experiments.no_flattening",
     "deep-linear": "thermodl.experiments.deep_linear",
     "rbm-rg": "thermodl.experiments.rbm_rg",
+    "efficiency": "thermodl.experiments.efficiency",
 }
 """Experiment name -> module path. Add one line here per new experiment module."""
 

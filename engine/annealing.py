@@ -235,7 +235,11 @@ def _lane(model, key, p, spec: AnnealSpec):
     n, s_max = spec.n_particles, spec.max_stages
     dtype = jnp.result_type(float)
     ids = jnp.arange(n)
-    x0 = jax.vmap(lambda i: model.sample_reference(fold(key, 0, i)))(ids)
+    if "initial_position" in p:  # given start (e.g. equilibrated at β_0 = schedule[0] > 0 by run_ensemble)
+        x0 = jnp.asarray(p["initial_position"], dtype)
+    else:
+        x0 = jax.vmap(lambda i: model.sample_reference(fold(key, 0, i)))(ids)
+    beta_start = jnp.asarray(p["schedule"][0], dtype)  # 0 except for a fixed schedule that starts elsewhere
     inner = jax.vmap(sampler.init)(x0)
     vstep = jax.vmap(sampler.step, in_axes=(0, 0, None, None))
     obs_fns = spec.observables
@@ -255,10 +259,10 @@ def _lane(model, key, p, spec: AnnealSpec):
         a = jnp.asarray(getattr(info, "acceptance_probability", jnp.ones(n)), dtype)
         return jnp.nanmean(a)
 
-    if adapt and spec.n_warmup:  # ε adaptation at β_0 = 0 on the exact draws (every move leaves p_0 invariant)
+    if adapt and spec.n_warmup:  # ε adaptation at β_0 on the exact draws (every move leaves p_0 invariant)
         def warm(j, c):
             inner, log_eps = c
-            inner, info = vstep(keys_of(fold(key, 2, j)), inner, jnp.zeros((), dtype), jnp.exp(log_eps))
+            inner, info = vstep(keys_of(fold(key, 2, j)), inner, beta_start, jnp.exp(log_eps))
             return inner, adapt_eps(log_eps, mean_acc(info))
 
         inner, log_eps = jax.lax.fori_loop(0, spec.n_warmup, warm, (inner, log_eps))
@@ -279,19 +283,21 @@ def _lane(model, key, p, spec: AnnealSpec):
     zeros = jnp.zeros(n, dtype)
     m0, v0, obs0 = weighted_stats(zeros, inner)
     buf = {
-        "betas": jnp.full((s_max + 1,), jnp.nan, dtype).at[0].set(0.0),
+        "betas": jnp.full((s_max + 1,), jnp.nan, dtype).at[0].set(beta_start),
         "acceptance": jnp.full((s_max,), jnp.nan, dtype),
         "step_size": jnp.full((s_max,), jnp.nan, dtype),
         "ess_fraction": jnp.full((s_max,), jnp.nan, dtype),
         "mean_energy": jnp.full((s_max + 1,), jnp.nan, dtype).at[0].set(m0),
         "energy_var": jnp.full((s_max + 1,), jnp.nan, dtype).at[0].set(v0),
     }
-    carry = _Carry(jnp.zeros((), jnp.int32), jnp.zeros((), dtype), inner, zeros, zeros, jnp.zeros((), dtype),
+    carry = _Carry(jnp.zeros((), jnp.int32), beta_start, inner, zeros, zeros, jnp.zeros((), dtype),
                    ids, log_eps, jnp.zeros((), jnp.int32), jnp.zeros(n, jnp.int32), jnp.zeros((), jnp.int32),
                    jnp.ones((), dtype), buf, obs0)
     beta_final = jnp.asarray(p["beta"], dtype)
 
     def cond(c):
+        if not spec.adaptive:  # a fixed schedule runs all its K stages (it may also decrease: heating)
+            return c.k < s_max
         return (c.k < s_max) & (c.beta < beta_final)
 
     def body(c: _Carry):
@@ -451,11 +457,15 @@ def anneal(models, params: dict, spec: AnnealSpec, *, n_runs: int, disorder_axis
 def prepare(model, *, key, beta, kernel="auto", n_particles: int, n_sweeps: int, n_measure: int | None = None,
             schedule=None, max_stages: int = 0, resample: bool, resampling: str = "systematic",
             target_cess: float = 0.9, resample_threshold: float = 0.5, step_size=None, n_warmup: int = 10,
-            observables: dict | None = None, options: dict | None = None) -> tuple[AnnealSpec, dict]:
+            observables: dict | None = None, options: dict | None = None,
+            initial_position=None) -> tuple[AnnealSpec, dict]:
     """(spec, params) for ``anneal``: a fixed ``schedule`` (float [K+1] from 0 to β) or, if None, the adaptive one.
 
     ``step_size``: None (kernel default, adapted from the population for kernels with a target acceptance),
     a scalar or (fixed schedule) [K+1] (fixed, no adaptation). ``model``: one model (not a stack).
+    ``initial_position``: None (exact β = 0 draws, ``model.sample_reference``) or [n_particles, dim] starting
+    particles, shared by every lane, meant to be equilibrium draws at ``schedule[0]`` (``engine.work``: a fixed
+    schedule from β_0 > 0, possibly decreasing). The weights are then relative to Z(schedule[0]).
     """
     options = dict(options or {})
     name = resolve_kernel(model, kernel)
@@ -500,6 +510,12 @@ def prepare(model, *, key, beta, kernel="auto", n_particles: int, n_sweeps: int,
         "resample_threshold": jnp.asarray(resample_threshold, dtype),
         "options": array_opts,
     }
+    if initial_position is not None:
+        x0 = jnp.asarray(initial_position, dtype)
+        if x0.shape != (int(n_particles), int(model.dim)):
+            raise ValueError(f"initial_position must have shape [n_particles={n_particles}, dim={model.dim}], "
+                             f"got {x0.shape}")
+        params["initial_position"] = x0
     return spec, params
 
 

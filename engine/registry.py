@@ -73,6 +73,7 @@ EXPERIMENTS: dict[str, str] = {
     "llc": "thermodl.experiments.llc",
     "rbm-digits": "thermodl.experiments.rbm_digits",
     "bench-logz": "thermodl.experiments.bench_logz",
+    "efficiency": "thermodl.experiments.efficiency",
 }
 """Experiment name -> module path. Add one line here per new experiment module."""
 

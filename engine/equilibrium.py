@@ -27,7 +27,6 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from thermodl.kernels import adaptation, replica_exchange
 

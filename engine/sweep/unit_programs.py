@@ -27,7 +27,6 @@ from thermodl.models.base import stack_models
 from .. import catalog as factories
 from .. import equilibrium
 from .. import observables as obs
-from .. import sharding
 from ..diagnostics import summarise
 from ..exact import exact_log_partition_value, exact_thermodynamics
 from ..keys import fold

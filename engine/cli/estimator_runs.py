@@ -38,7 +38,8 @@ def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel
     Args:
         model: a built model; beta: β ≥ 0; method: auto, ais, smc, ti, pt or exact; seed: Monte Carlo seed of the run.
         progress: ``progress(done, total)``, used by the PT and TI runs.
-        **budget: ``n_chains``, ``n_steps``, ``n_betas`` (see ``cli.options.run_options``).
+        **budget: ``n_chains``, ``n_steps``, ``n_betas`` (see ``cli.options.run_options``), and ``tol`` /
+            ``max_time`` (``--tol`` / ``--max-time``), passed through unchanged to ``engine.api.log_partition``.
     Returns:
         ``LogZEstimate``.
     """
@@ -47,6 +48,7 @@ def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel
     from ..api import log_partition
 
     method = resolve_method(model, method)
+    refine = {k: budget.pop(k) for k in ("tol", "max_time") if k in budget}
     mapping = METHOD_OPTIONS[method]
     for name in budget:
         if name not in mapping:
@@ -55,6 +57,7 @@ def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel
     if method == "exact":
         return log_partition(model, beta, method="exact")
     options = {mapping[k]: v for k, v in budget.items()}
+    options.update(refine)
     if progress is not None and method in ("pt", "ti"):
         options["progress"] = progress
     return log_partition(model, beta, method=method, key=jax.random.key(seed), kernel=kernel, **options)

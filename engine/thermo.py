@@ -9,7 +9,7 @@ C = β² Var(E).
 Error bars: U from the spread of the independent chains' (or PT systems') means; C from the pooled variance of all
 draws with a leave-one-chain-out jackknife over independent chains (``diagnostics.pooled_variance``, which sees the
 autocorrelation of E and E² through the chain-to-chain spread), widened for its few degrees of freedom
-(``diagnostics.student_scale``); log Z by TI (Monte Carlo + quadrature) or PT bridges (spread over systems).
+(``diagnostics.few_chains_factor``); log Z by TI (Monte Carlo + quadrature) or PT bridges (spread over systems).
 
 Reliability (``engine.reliability``): variable ``reliable`` [K] (bool) and ``reasons`` [K] (strings, "" when
 reliable); attrs ``n_unreliable`` and ``reasons`` (all of them, joined); one ``RuntimeWarning`` when any β is not

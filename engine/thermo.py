@@ -11,9 +11,10 @@ draws with a leave-one-chain-out jackknife over independent chains (``diagnostic
 autocorrelation of E and E² through the chain-to-chain spread), widened for its few degrees of freedom
 (``diagnostics.few_chains_factor``); log Z by TI (Monte Carlo + quadrature) or PT bridges (spread over systems).
 
-Reliability (``engine.reliability``): variable ``reliable`` [K] (bool) and ``reasons`` [K] (strings, "" when
-reliable); attrs ``n_unreliable`` and ``reasons`` (all of them, joined); one ``RuntimeWarning`` when any β is not
-reliable. A β point fails when its own chains fail a rule (R-hat of E > 1.1, frozen chains, fewer than 4 finite
+Reliability (``engine.reliability``): variable ``reliable`` [K] (bool); attrs ``n_unreliable``, ``reasons`` (all
+distinct reasons joined by "; ") and ``reasons_by_beta`` (one line "beta = b: reasons" per unreliable β; attributes
+rather than a string variable, so every variable along β stays numeric for sweeps and netCDF); one
+``RuntimeWarning`` when any β is not reliable. A β point fails when its own chains fail a rule (R-hat of E > 1.1, frozen chains, fewer than 4 finite
 chains) or — since log Z, F and S at β integrate or bridge from 0 — when any grid point below it fails, when TI's
 quadrature bound dominates its log Z error bar, or (PT) when the run's mixing rules fail (round trips, swap rates).
 """
@@ -93,11 +94,12 @@ def thermodynamics(
 
     Returns:
         ``xarray.Dataset`` with coordinate ``beta`` [K] and variables U, F, S, C, log_Z and ``<name>_stderr``
-        for each, ``reliable`` [K] (bool) and ``reasons`` [K] (str, "" when reliable), plus diagnostics
+        for each, ``reliable`` [K] (bool), plus diagnostics
         ``acceptance``, ``rhat`` (R-hat of E), ``ess`` (ESS of E), ``n_excluded`` (non-finite chains) and, for
         TI, ``log_Z_mc_stderr`` and ``log_Z_quadrature_error``; attrs ``method``, ``kernel``, ``n_chains``,
-        ``n_steps``, ``log_Z0``, ``n_unreliable``, ``reasons`` and method-specific ones. S_stderr adds the errors
-        of log Z and βU in quadrature, ignoring their (negative, for TI) correlation: conservative.
+        ``n_steps``, ``log_Z0``, ``n_unreliable``, ``reasons``, ``reasons_by_beta`` and method-specific ones.
+        S_stderr adds the errors of log Z and βU in quadrature, ignoring their (negative, for TI) correlation:
+        conservative.
     """
     import xarray as xr
 
@@ -196,9 +198,10 @@ def thermodynamics(
     }
     variables = {k: ("beta", np.asarray(v, np.float64)[out_index]) for k, v in data.items()}
     variables["reliable"] = ("beta", reliable)
-    variables["reasons"] = ("beta", reasons_arr)
     unique = list(dict.fromkeys(r for x in reasons_arr if x for r in x.split("; ")))
-    attrs.update(n_unreliable=int((~reliable).sum()), reasons="; ".join(unique))
+    # reasons as attributes, not a string variable: every variable along β stays numeric (sweeps store floats)
+    attrs.update(n_unreliable=int((~reliable).sum()), reasons="; ".join(unique),
+                 reasons_by_beta="\n".join(f"beta = {b:.6g}: {r}" for b, r in zip(user_betas, reasons_arr) if r))
     ds = xr.Dataset(variables, coords={"beta": user_betas}, attrs=attrs)
     if unique:
         rel.warn_unreliable(f"thermodynamics [{method}] at {int((~reliable).sum())} of {reliable.size} betas",

@@ -14,8 +14,8 @@ autocorrelation of E and E² through the chain-to-chain spread), widened for its
 Reliability (``engine.reliability``): variable ``reliable`` [K] (bool); attrs ``n_unreliable``, ``reasons`` (all
 distinct reasons joined by "; ") and ``reasons_by_beta`` (one line "beta = b: reasons" per unreliable β; attributes
 rather than a string variable, so every variable along β stays numeric for sweeps and netCDF); one
-``RuntimeWarning`` when any β is not reliable. A β point fails when its own chains fail a rule (R-hat of E > 1.1, frozen chains, fewer than 4 finite
-chains) or — since log Z, F and S at β integrate or bridge from 0 — when any grid point below it fails, when TI's
+``RuntimeWarning`` when any β is not reliable. A β point fails when its own chains fail a rule (R-hat of E > 1.1,
+frozen chains, fewer than 4 finite chains) or — since log Z, F and S at β integrate or bridge from 0 — when any grid point below it fails, when TI's
 quadrature bound dominates its log Z error bar, or (PT) when the run's mixing rules fail (round trips, swap rates).
 """
 

@@ -18,8 +18,8 @@ import typer
 from .. import catalog, samplers
 from ..validate import check_beta, check_betas, check_positive_int
 
-__all__ = ["MODEL_HELP", "METHOD_OPTIONS", "RUN_FLAGS", "model_options", "run_options", "parse_betas", "StrictOpt", "TolOpt", "MaxTimeOpt",
-           "EXIT_UNRELIABLE"]
+__all__ = ["MODEL_HELP", "METHOD_OPTIONS", "RUN_FLAGS", "model_options", "run_options", "parse_betas", "StrictOpt",
+           "TolOpt", "MaxTimeOpt", "EXIT_UNRELIABLE"]
 
 
 def _opt(flag: str, help: str, *, show_default: bool = False, short: str | None = None):

@@ -55,6 +55,7 @@ __all__ = [
     "frozen_points",
     "equilibrium_reasons",
     "round_trip_reasons",
+    "quadrature_reason",
     "fmt_betas",
 ]
 

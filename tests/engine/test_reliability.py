@@ -7,7 +7,6 @@
 * the rules themselves (R-hat, frozen, round trips, quadrature) and the one warning.
 """
 
-import math
 import warnings
 
 import jax

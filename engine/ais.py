@@ -40,6 +40,7 @@ import numpy as np
 from . import annealing
 from .annealing import log_weights_estimate, min_reliable_ess
 from .logz_estimate import LogZEstimate
+from .reliability import warn_unreliable
 from .validate import check_beta, check_betas, check_choice, check_positive_int
 
 __all__ = [
@@ -231,7 +232,7 @@ def ais_log_partition(
         reasons.append(f"frozen transitions: mean acceptance {late:.2g} over the last quarter of the temperatures")
     reliable = not reasons
     if not reliable:
-        warnings.warn(f"AIS at beta={beta:g}: not reliable: " + "; ".join(reasons), RuntimeWarning, stacklevel=2)
+        warn_unreliable(f"AIS at beta={beta:g}", reasons)
     finite_lw = res.log_weights[np.isfinite(res.log_weights)]
     finite_eps = res.step_size[np.isfinite(res.step_size)]
     diagnostics = {

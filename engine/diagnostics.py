@@ -29,6 +29,7 @@ __all__ = [
     "summarise",
     "nonfinite_chains",
     "pooled_variance",
+    "few_chains_factor",
     "split_rhat_from_moments",
     "rhat_from_moments",
     "ess_from_moments",
@@ -258,7 +259,10 @@ def effective_sample_size(trace, rank_normalise: bool = True) -> float:
 def pooled_variance(m: Moments, exclude=None) -> Summary:
     """Variance of the pooled draws of all chains (last axis of ``m.count``) with a leave-one-chain-out jackknife
     standard error (chains independent; B. Efron, *The Jackknife, the Bootstrap and Other Resampling Plans*,
-    1982). Non-finite chains (or ``exclude``) are left out and counted."""
+    1982), widened by ``few_chains_factor`` for its k − 1 degrees of freedom and the heavy tails of per-chain
+    variance contributions (the plain jackknife was 1.2–1.7× too small on low-temperature SK with 16 PT systems).
+    The chain-to-chain spread contains the autocorrelation of E and E² within each chain, so no separate τ
+    estimate is needed. Non-finite chains (or ``exclude``) are left out and counted."""
     mu = np.asarray(m.mean, np.float64)
     n = np.broadcast_to(np.asarray(m.count, np.float64), mu.shape)  # a shared scalar count is allowed
     m2 = np.asarray(m.m2, np.float64)
@@ -281,4 +285,39 @@ def pooled_variance(m: Moments, exclude=None) -> Summary:
         loo = (l2 - l1**2 / l0) / (l0 - 1)
         loo_mean = np.where(ok, loo, 0.0).sum(-1) / k
         jk = np.sqrt((k - 1) / k * np.where(ok, (loo - loo_mean[..., None]) ** 2, 0.0).sum(-1))
+        pseudo = k[..., None] * var_all[..., None] - (k[..., None] - 1) * loo  # jackknife pseudo-values
+        jk = jk * few_chains_factor(pseudo, ok)
     return Summary(var_all, np.where(k >= 2, jk, np.nan), k, n.shape[-1] - k)
+
+
+def few_chains_factor(values, ok=None) -> np.ndarray:
+    """Widening of a standard error estimated from k independent chains (last axis of ``values``), so that
+    (estimate − truth)/stderr has unit spread.
+
+    The standard error from k chains has k − 1 degrees of freedom: with normal chain values z is Student-t with
+    std √((k−1)/(k−3)) (1.07 at k = 16, 1.22 at k = 8), and with heavy-tailed ones (the per-chain contributions to
+    a variance: rare excursions of E) the error bar is noisier still, by the excess kurtosis g₂ of the values:
+    Var(s²)/σ⁴ = 2/(k−1) + g₂/k, which adds 3/4·g₂/k to E[1/s²]·σ² (to first order). Factor
+    √((k−1)/(k−3)) · √(1 + ¾·max(g₂, 0)/k) for k ≥ 4; for k = 2, 3 the t quantile at one sigma (1.84, 1.32).
+    Measured on PT, SK N = 18, β = 2.5, 16 systems, 5 disorders × 16 seeds: std of z for C 1.22 with the plain
+    jackknife, 1.14 with this factor (sampling error of an 80-run std: ±0.09).
+
+    Args:
+        values: [..., k] per-chain values (e.g. jackknife pseudo-values). ok: [..., k] bool, chains to use.
+    Returns:
+        float [...] ≥ 1 (NaN where fewer than 2 chains).
+    """
+    from scipy import stats
+
+    v = np.asarray(values, np.float64)
+    ok = np.isfinite(v) if ok is None else (np.asarray(ok, bool) & np.isfinite(v))
+    k = ok.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, v, 0.0).sum(-1) / k
+        d = np.where(ok, v - mean[..., None], 0.0)
+        m2 = (d**2).sum(-1) / k
+        g2 = np.where(m2 > 0, (d**4).sum(-1) / k / m2**2 - 3.0, 0.0)
+        t_std = np.sqrt((k - 1) / np.maximum(k - 3, 1))
+        big = t_std * np.sqrt(1.0 + 0.75 * np.clip(g2, 0.0, None) / k)
+        small = stats.t.ppf(stats.norm.cdf(1.0), np.maximum(k - 1, 1))
+    return np.where(k >= 4, big, np.where(k >= 2, small, np.nan))

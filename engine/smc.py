@@ -38,8 +38,9 @@ from scipy import stats
 
 from . import annealing
 from .annealing import AnnealResult, log_weights_estimate
-from .logz_estimate import LogZEstimate
 from .kernel_binding import resolve_kernel
+from .logz_estimate import LogZEstimate
+from .reliability import warn_unreliable
 from .validate import check_beta, check_betas, check_positive_int
 
 __all__ = ["smc_log_partition", "run_smc", "population_anneal", "PopulationAnnealing", "smc_reliability"]
@@ -240,7 +241,7 @@ def smc_log_partition(
     diagnostics.update(kernel=resolve_kernel(model, kernel), n_sweeps=n_sweeps, target_ess=target_ess,
                        reliable=reliable, reasons=list(reasons), unreliable=not reliable)
     if not reliable:
-        warnings.warn(f"SMC at beta={beta:g}: not reliable: " + "; ".join(reasons), RuntimeWarning, stacklevel=2)
+        warn_unreliable(f"SMC at beta={beta:g}", reasons)
     return LogZEstimate(log_z0 + value, stderr, "smc", float(beta), diagnostics, reliable=reliable,
                         reasons=tuple(reasons))
 

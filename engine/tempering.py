@@ -23,6 +23,8 @@ from typing import Any, Callable
 import numpy as np
 
 from . import ensemble as drv
+from . import observables as obs
+from . import reliability as rel
 from .checkpoint import Checkpointer, fingerprint
 from .ensemble import EnsembleResult
 from .progress import progress_callback
@@ -268,7 +270,10 @@ def pt_log_partition(model: Any, beta: float, *, key, n_replicas: int | None = N
     Returns:
         ``LogZEstimate(method="pt")`` with diagnostics: swap_rate [R−1], round_trip_rate, round_trips, barrier,
         ladder, ladder_history, step_size, acceptance [R], n_divergent, rhat [R], n_systems, n_excluded,
-        pair_log_ratio, pair_stderr.
+        pair_log_ratio, pair_stderr, reliable, reasons, unreliable. ``reliable`` is False (with ``reasons`` and a
+        ``RuntimeWarning``) when a rule of ``engine.reliability`` fails (``pt_reasons``): fewer than 20 round
+        trips per system in production, a system without any, a neighbouring pair swapping < 5 %, R-hat of E
+        above 1.1 at some slot, fewer than 4 finite systems, excluded systems.
     """
     beta = check_beta(beta, "beta")
     log_z0 = float(model.log_reference_partition())
@@ -289,4 +294,33 @@ def pt_log_partition(model: Any, beta: float, *, key, n_replicas: int | None = N
         "acceptance": res.acceptance_rate().mean, "n_divergent": int(np.sum(res.n_divergent)),
         "rhat": res.rhat("energy"), "kernel": res.kernel, **info,
     }
-    return LogZEstimate(log_z0 + value, stderr, "pt", beta, diagnostics)
+    reasons = pt_reasons(res)
+    if not math.isfinite(stderr):
+        reasons.append("non-finite error bar")
+    if info["n_excluded"]:
+        reasons.append(f"{info['n_excluded']} PT systems had non-finite energies (excluded)")
+    reliable = not reasons
+    diagnostics.update(reliable=reliable, reasons=list(reasons), unreliable=not reliable)
+    if not reliable:
+        rel.warn_unreliable(f"PT at beta={beta:g}", reasons)
+    return LogZEstimate(log_z0 + value, stderr, "pt", beta, diagnostics, reliable=reliable, reasons=tuple(reasons))
+
+
+def pt_reasons(res: EnsembleResult) -> list[str]:
+    """The rules of ``engine.reliability`` for a parallel-tempering run without a disorder axis: round trips per
+    system and swap bottlenecks (mixing across the ladder), R-hat of E at every slot over independent systems.
+    Kernel acceptance is not checked on its own: a frozen cold slot is fine while swaps feed it, which the
+    round-trip rule measures."""
+    tot = obs.split_moments_total(res.energy)
+    mu = np.asarray(tot.mean, np.float64)
+    count = np.broadcast_to(np.asarray(tot.count, np.float64), mu.shape)
+    var = np.asarray(tot.m2, np.float64) / np.maximum(count - 1, 1)
+    T = len(res.betas)
+    mu, var = mu.reshape(T, -1), var.reshape(T, -1)
+    bad = np.asarray(res.nonfinite, bool).reshape(T, -1)
+    mu, var = np.where(bad, np.nan, mu), np.where(bad, np.nan, var)
+    rhat = np.asarray(res.rhat("energy"), np.float64).reshape(T, -1).max(axis=1)
+    n_used = np.isfinite(mu).sum(axis=1)
+    reasons, _ = rel.equilibrium_reasons(res.betas, rhat, np.asarray(res.acceptance_rate().mean), mu, var, n_used,
+                                         what="PT systems", check_frozen=False)
+    return rel.round_trip_reasons(res.round_trips, res.swap_rate, res.betas, res.n_steps) + reasons

@@ -27,6 +27,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from . import observables as obs
+from . import reliability as rel
 from .logz_estimate import LogZEstimate
 from .validate import check_beta, check_betas, check_choice, check_positive_int
 
@@ -216,7 +217,12 @@ def ti_log_partition(
 
     Returns:
         ``LogZEstimate(method="ti")``; diagnostics: grid [K], mean_energy [K], mean_energy_stderr [K],
-        mc_stderr, quadrature_error, quadrature_dominated, n_excluded_chains, acceptance, sampler.
+        mc_stderr, quadrature_error, quadrature_dominated, n_excluded_chains, acceptance, sampler, rhat,
+        reliable, reasons, unreliable. ``reliable`` is False (with ``reasons``, and a ``RuntimeWarning``) when a
+        rule of ``engine.reliability`` fails: R-hat of E above 1.1 at some β (chains in different states), frozen
+        chains at some β (acceptance < 1 % while the chains are not all at one constant energy), fewer than 4
+        finite chains, the quadrature bound dominating the error bar, non-finite chains; with ``sampler="pt"``
+        also too few round trips per system and swap bottlenecks.
     """
     beta = check_beta(beta, "beta")
     log_z0 = float(model.log_reference_partition())
@@ -285,8 +291,37 @@ def ti_log_partition(
         integrals = cumulative_weights(betas, "cubic")[-1] @ per_chain[:, good]
         mc = float(np.std(integrals, ddof=1) / math.sqrt(good.sum()))
         diag.update(swap_rate=res.swap_rate, round_trip_rate=res.round_trip_rate, step_size=res.step_size,
-                    acceptance=res.acceptance_rate().mean)
+                    acceptance=res.acceptance_rate().mean, rhat=res.rhat("energy"),
+                    round_trips=int(np.sum(res.round_trips)))
     quad = float(curve.quadrature_error[-1])
+    stderr = float(math.hypot(mc, quad))
+    reasons = ti_reasons(res, betas, per_chain, sampler)
+    reasons += rel.quadrature_reason(quad, mc)
+    if not math.isfinite(stderr):
+        reasons.append("non-finite error bar")
+    if ok.size and (~ok).any():
+        reasons.append(f"{int((~ok).sum())} chain-points had non-finite energies (excluded)")
+    reliable = not reasons
     diag.update(mean_energy=mean, mean_energy_stderr=se, mc_stderr=mc, quadrature_error=quad,
-                quadrature_dominated=bool(quad > mc))
-    return LogZEstimate(float(curve.log_z[-1]), float(math.hypot(mc, quad)), "ti", beta, diag)
+                quadrature_dominated=bool(quad > mc), reliable=reliable, reasons=list(reasons),
+                unreliable=not reliable)
+    if not reliable:
+        rel.warn_unreliable(f"TI at beta={beta:g}", reasons)
+    return LogZEstimate(float(curve.log_z[-1]), stderr, "ti", beta, diag, reliable=reliable,
+                        reasons=tuple(reasons))
+
+
+def ti_reasons(res: Any, betas: np.ndarray, per_chain: np.ndarray, sampler: str) -> list[str]:
+    """The equilibrium rules of ``engine.reliability`` on the runner result of a TI grid: R-hat of E at every β,
+    frozen chains (independent chains only: PT slots are fed by swaps) and, for PT, round trips and swap rates."""
+    tot = obs.split_moments_total(res.energy)
+    count = np.broadcast_to(np.asarray(tot.count, np.float64), per_chain.shape)
+    var = np.where(np.isfinite(per_chain), np.asarray(tot.m2, np.float64) / np.maximum(count - 1, 1), np.nan)
+    n_used = np.isfinite(per_chain).sum(axis=1)
+    acc = np.asarray(res.acceptance_rate().mean, np.float64)
+    what = "chains" if sampler == "ensemble" else "PT systems"
+    reasons, _ = rel.equilibrium_reasons(betas, res.rhat("energy"), acc, per_chain, var, n_used, what=what,
+                                         check_frozen=sampler == "ensemble")
+    if sampler == "pt":
+        reasons += rel.round_trip_reasons(res.round_trips, res.swap_rate, betas, res.n_steps)
+    return reasons

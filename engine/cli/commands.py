@@ -7,7 +7,11 @@
     thermodl reproduce --list | --all
 
 Errors (bad values, unknown names, missing files, bad options or configs) print ONE line ``error: ...`` on
-stderr and exit with code 2, without a traceback; ``reproduce`` exits 1 when a check fails. Outputs are written
+stderr and exit with code 2, without a traceback; ``reproduce`` exits 1 when a check fails.
+
+Reliability (the honesty contract, ``engine.reliability``): ``logz`` and ``thermo`` show a ``reliable`` column
+(and ``reliable`` / ``reasons`` in ``--json``); an unreliable result prints one line ``NOT RELIABLE: ...: reasons``
+on stderr, and with ``--strict`` the command exits with code 3 (after writing its outputs). Outputs are written
 atomically (``engine.io``). Models are built by ``engine.catalog`` (shared with sweeps); the options of ``logz`` /
 ``thermo`` live in ``cli.options``, their estimator runs in ``cli.estimator_runs``, terminal output in
 ``cli.display``.
@@ -22,20 +26,23 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from .. import catalog, registry
 from ..io import write_netcdf
 from ..validate import check_beta, check_choice
-from .display import Progress, console, fmt, print_json, print_rows
+from .display import Progress, console, fmt, print_json, print_reliability, print_rows
 from .estimator_runs import exact_log_partition, resolve_method, run_log_partition, run_thermodynamics
 from .options import (ActivationOpt, AlphaOpt, ChainsOpt, ClassesOpt, CouplingsOpt, DataOpt, DisorderOpt, HOpt,
-                      JOpt, JsonOpt, KappaOpt, KernelOpt, LOpt, LossOpt, ModelArg, MOpt, NBetasOpt, NHidOpt, NOpt,
-                      NVisOpt, PatternsOpt, POpt, QuietOpt, SeedOpt, SigmaOpt, StepsOpt, UnitsOpt, WeightsOpt,
-                      WidthsOpt, _opt, model_options, parse_betas, run_options)
+                      EXIT_UNRELIABLE, JOpt, JsonOpt, KappaOpt, KernelOpt, LOpt, LossOpt, MaxTimeOpt, ModelArg, MOpt,
+                      NBetasOpt, NHidOpt, NOpt, NVisOpt, PatternsOpt, POpt, QuietOpt, SeedOpt, SigmaOpt, StepsOpt,
+                      StrictOpt, TolOpt, UnitsOpt, WeightsOpt, WidthsOpt, _opt, model_options, parse_betas,
+                      run_options)
 
 __all__ = ["app", "main"]
 
@@ -73,6 +80,9 @@ def logz(
     kernel: KernelOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
+    strict: StrictOpt = False,
+    tol: TolOpt = None,
+    max_time: MaxTimeOpt = None,
     L: LOpt = None, M: MOpt = None, J: JOpt = None, h: HOpt = None,  # noqa: E741
     n: NOpt = None, p: POpt = None, alpha: AlphaOpt = None, kappa: KappaOpt = None, data: DataOpt = None,
     couplings: CouplingsOpt = None, weights: WeightsOpt = None, n_visible: NVisOpt = None,
@@ -80,7 +90,10 @@ def logz(
     classes: ClassesOpt = None, widths: WidthsOpt = None, activation: ActivationOpt = None, loss: LossOpt = None,
     disorder_seed: DisorderOpt = 0,
 ) -> None:
-    """Estimate log Z(β) of a built-in MODEL with its standard error, and compare with the exact value when known."""
+    """Estimate log Z(β) of a built-in MODEL with its standard error, and compare with the exact value when known.
+
+    Shows whether the estimate is reliable (engine.reliability); --strict exits with code 3 when it is not.
+    """
     beta = check_beta(beta, "--beta")
     method = check_choice("method", method, METHODS)
     built = build_model(model, disorder_seed, L=L, M=M, J=J, h=h, n=n, p=p, alpha=alpha, kappa=kappa, data=data,
@@ -88,30 +101,47 @@ def logz(
                         patterns=patterns, sigma_w=sigma_w, classes=classes, widths=widths, activation=activation,
                         loss=loss)
     budget = run_options(chains=chains, steps=steps, n_betas=n_betas)
-    with Progress(not quiet and not json_out) as bar:
+    refine = {k: v for k, v in (("tol", tol), ("max_time", max_time)) if v is not None}
+    for name, value in refine.items():
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value!r}")
+    with Progress(not quiet and not json_out) as bar, warnings.catch_warnings():
+        # the CLI prints its own reliability line; the estimators' RuntimeWarning would repeat it
+        warnings.filterwarnings("ignore", message=".*not reliable", category=RuntimeWarning)
         t0 = time.perf_counter()
         label = f"{resolve_method(built.model, method).upper()} sampling"
         est = run_log_partition(built.model, beta, method=method, seed=seed, kernel=kernel,
-                                progress=bar.steps(label), **budget)
+                                progress=bar.steps(label), **budget, **refine)
         wall = time.perf_counter() - t0
     exact = exact_log_partition(built.model, beta)
     z = est.z_score(exact) if exact is not None and est.method != "exact" else None
     result = {
         "model": model, "model_options": built.options, "dim": built.dim, "beta": beta, "method": est.method,
         "estimate": est.value, "stderr": est.stderr, "exact": exact, "z": z, "log_Z0": built.log_z0,
-        "wall_s": wall, "seed": seed, "disorder_seed": disorder_seed, "diagnostics": est.diagnostics,
+        "wall_s": wall, "seed": seed, "disorder_seed": disorder_seed, "reliable": bool(est.reliable),
+        "reasons": list(est.reasons), "diagnostics": est.diagnostics,
     }
     if json_out:
         print_json(result)
-        return
-    from rich.table import Table
+    else:
+        from rich.table import Table
 
-    table = Table(title=f"log Z of {built.label} at β = {beta:g}")
-    for col in ("method", "estimate", "± stderr", "exact", "z", "wall s"):
-        table.add_column(col, justify="right" if col != "method" else "left")
-    table.add_row(est.method, fmt(est.value), fmt(est.stderr, 2), fmt(exact),
-                  "—" if z is None else f"{z:+.2f}", f"{wall:.2f}")
-    console().print(table)
+        table = Table(title=f"log Z of {built.label} at β = {beta:g}")
+        for col in ("method", "estimate", "± stderr", "exact", "z", "reliable", "wall s"):
+            table.add_column(col, justify="right" if col != "method" else "left")
+        table.add_row(est.method, fmt(est.value), fmt(est.stderr, 2), fmt(exact),
+                      "—" if z is None else f"{z:+.2f}", "yes" if est.reliable else "NO", f"{wall:.2f}")
+        console().print(table)
+    _finish_reliability(f"log Z [{est.method}] at β = {beta:g}", [] if est.reliable else list(est.reasons)
+                        or ["flagged by the estimator"], strict)
+
+
+def _finish_reliability(what: str, reasons: list[str], strict: bool) -> None:
+    """Print the NOT RELIABLE line when there are reasons, and exit with code 3 under ``--strict``."""
+    if reasons:
+        print_reliability(what, reasons)
+        if strict:
+            raise typer.Exit(EXIT_UNRELIABLE)
 
 
 def _check_netcdf_path(out: Path | None) -> None:
@@ -134,6 +164,7 @@ def thermo(
     kernel: KernelOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
+    strict: StrictOpt = False,
     L: LOpt = None, M: MOpt = None, J: JOpt = None, h: HOpt = None,  # noqa: E741
     n: NOpt = None, p: POpt = None, alpha: AlphaOpt = None, kappa: KappaOpt = None, data: DataOpt = None,
     couplings: CouplingsOpt = None, weights: WeightsOpt = None, n_visible: NVisOpt = None,
@@ -141,7 +172,10 @@ def thermo(
     classes: ClassesOpt = None, widths: WidthsOpt = None, activation: ActivationOpt = None, loss: LossOpt = None,
     disorder_seed: DisorderOpt = 0,
 ) -> None:
-    """Thermodynamics U, F, S, C, log Z (± stderr) of a built-in MODEL on a β grid."""
+    """Thermodynamics U, F, S, C, log Z (± stderr) of a built-in MODEL on a β grid.
+
+    Shows per β whether the results are reliable (engine.reliability); --strict exits with code 3 when one is not.
+    """
     grid = parse_betas(betas, beta_min, beta_max, n_betas)
     method = check_choice("method", method, THERMO_METHODS)
     _check_netcdf_path(out)
@@ -150,7 +184,8 @@ def thermo(
                         patterns=patterns, sigma_w=sigma_w, classes=classes, widths=widths, activation=activation,
                         loss=loss)
     budget = run_options(chains=chains, steps=steps, n_betas=None)
-    with Progress(not quiet and not json_out) as bar:
+    with Progress(not quiet and not json_out) as bar, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not reliable", category=RuntimeWarning)
         ds = run_thermodynamics(built.model, grid, method=method, seed=seed, kernel=kernel,
                                 progress=bar.steps(f"{method.upper()} sampling"), **budget)
     exact = [exact_log_partition(built.model, float(b)) for b in ds["beta"].values]
@@ -160,17 +195,28 @@ def thermo(
                     disorder_seed=disorder_seed)
     if out is not None:
         write_netcdf(ds, out)
+    reliable = np.asarray(ds["reliable"].values, bool)
+    reasons = [r for r in str(ds.attrs.get("reasons", "")).split("; ") if r]
+    what = f"thermodynamics [{method}] at {int((~reliable).sum())} of {reliable.size} β"
     if json_out:
         print_json({"model": model, "model_options": built.options, "method": method,
                      "data": {k: ds[k].values for k in ds.variables}, "attrs": dict(ds.attrs),
-                     "out": str(out) if out else None})
+                     "reliable": bool(reliable.all()), "reasons": reasons, "out": str(out) if out else None})
+        _finish_reliability(what, reasons if not reliable.all() else [], strict)
         return
+    _print_thermo_table(ds, built, method)
+    if out is not None:
+        console().print(f"wrote {out}")
+    _finish_reliability(what, reasons if not reliable.all() else [], strict)
+
+
+def _print_thermo_table(ds, built, method) -> None:
     from rich.table import Table
 
     table = Table(title=f"thermodynamics of {built.label} [{method}]")
     cols = [c for c in ("U", "F", "S", "C", "log_Z") if c in ds]
     has_exact = "log_Z_exact" in ds
-    for col in ["β", *cols] + (["log Z exact", "z"] if has_exact else []):
+    for col in ["β", *cols] + (["log Z exact", "z"] if has_exact else []) + ["reliable"]:
         table.add_column(col, justify="right")
     for i, b in enumerate(ds["beta"].values):
         cells = [f"{b:.4g}"]
@@ -181,10 +227,9 @@ def thermo(
             exact_i, se = float(ds["log_Z_exact"].values[i]), float(ds["log_Z_stderr"].values[i])
             z = (float(ds["log_Z"].values[i]) - exact_i) / se if se > 0 else math.nan
             cells += [f"{exact_i:.6g}", f"{z:+.2f}"]
+        cells.append("yes" if bool(ds["reliable"].values[i]) else "NO")
         table.add_row(*cells)
     console().print(table)
-    if out is not None:
-        console().print(f"wrote {out}")
 
 
 @app.command()

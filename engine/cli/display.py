@@ -9,7 +9,7 @@ from typing import Any
 
 from ..io import jsonable
 
-__all__ = ["console", "Progress", "fmt", "print_json", "print_rows"]
+__all__ = ["console", "Progress", "fmt", "print_json", "print_rows", "reliability_line", "print_reliability"]
 
 
 def console(stderr: bool = False):
@@ -86,3 +86,13 @@ def print_rows(console, name: str, res: dict) -> None:
                       fmt(r.get("stderr"), 2), fmt(r.get("theory"), 7),
                       "" if z is None else f"{z:+.2f}", verdict, fmt(r.get("wall_s"), 3))
     console.print(table)
+
+
+def reliability_line(what: str, reasons) -> str:
+    """The one line the CLI prints for an unreliable result: "NOT RELIABLE: <what>: reason; reason"."""
+    return f"NOT RELIABLE: {what}: " + "; ".join(reasons)
+
+
+def print_reliability(what: str, reasons) -> None:
+    """Print ``reliability_line`` on stderr (stdout stays a clean table or JSON document)."""
+    print(reliability_line(what, reasons), file=sys.stderr)

@@ -1,7 +1,7 @@
 """Estimator runs of ``thermodl logz`` / ``thermodl thermo``: the CLI's budget options mapped onto the estimators.
 
 ``--chains``, ``--steps`` and ``--n-betas`` are mapped onto the keywords of the estimator a method resolves to;
-``"auto"`` resolves by the one rule of ``engine.exact`` (exact when available, else AIS). Progress callbacks follow
+``"auto"`` resolves by the one rule of ``engine.exact`` (exact when available, else adaptive SMC with a default tol). Progress callbacks follow
 the estimators' convention ``progress(done, total)``. ``seed`` is the Monte Carlo seed only: the model is built
 before, from its own disorder seed.
 """
@@ -38,7 +38,8 @@ def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel
     Args:
         model: a built model; beta: β ≥ 0; method: auto, ais, smc, ti, pt or exact; seed: Monte Carlo seed of the run.
         progress: ``progress(done, total)``, used by the PT and TI runs.
-        **budget: ``n_chains``, ``n_steps``, ``n_betas`` (see ``cli.options.run_options``).
+        **budget: ``n_chains``, ``n_steps``, ``n_betas`` (see ``cli.options.run_options``), and ``tol`` /
+            ``max_time`` (``--tol`` / ``--max-time``), passed through unchanged to ``engine.api.log_partition``.
     Returns:
         ``LogZEstimate``.
     """
@@ -46,7 +47,8 @@ def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel
 
     from ..api import log_partition
 
-    method = resolve_method(model, method)
+    requested, method = method, resolve_method(model, method)
+    refine = {k: budget.pop(k) for k in ("tol", "max_time") if k in budget}
     mapping = METHOD_OPTIONS[method]
     for name in budget:
         if name not in mapping:
@@ -55,9 +57,12 @@ def run_log_partition(model: Any, beta: float, *, method: str, seed: int, kernel
     if method == "exact":
         return log_partition(model, beta, method="exact")
     options = {mapping[k]: v for k, v in budget.items()}
+    options.update(refine)
     if progress is not None and method in ("pt", "ti"):
         options["progress"] = progress
-    return log_partition(model, beta, method=method, key=jax.random.key(seed), kernel=kernel, **options)
+    # "auto" goes to the API unresolved, so that its default accuracy target (api.AUTO_TOL) applies
+    return log_partition(model, beta, method=requested if requested == "auto" else method, key=jax.random.key(seed),
+                         kernel=kernel, **options)
 
 
 def run_thermodynamics(model: Any, betas, *, method: str, seed: int, kernel: str = "auto",

@@ -18,7 +18,8 @@ import typer
 from .. import catalog, kernel_binding
 from ..validate import check_beta, check_betas, check_positive_int
 
-__all__ = ["MODEL_HELP", "METHOD_OPTIONS", "RUN_FLAGS", "model_options", "run_options", "parse_betas"]
+__all__ = ["MODEL_HELP", "METHOD_OPTIONS", "RUN_FLAGS", "model_options", "run_options", "parse_betas", "StrictOpt",
+           "TolOpt", "MaxTimeOpt", "EXIT_UNRELIABLE"]
 
 
 def _opt(flag: str, help: str, *, show_default: bool = False, short: str | None = None):
@@ -71,12 +72,22 @@ KernelOpt = Annotated[str, _opt("--kernel", f"Monte Carlo kernel: {', '.join(ker
                                 show_default=True)]
 JsonOpt = Annotated[bool, _opt("--json", "machine-readable JSON on stdout (with diagnostics).")]
 QuietOpt = Annotated[bool, _opt("--quiet", "no progress bar.", short="-q")]
+StrictOpt = Annotated[bool, _opt("--strict", "exit with code 3 when a result is not reliable (see the reliability "
+                                 "line; engine.reliability lists the rules).")]
+TolOpt = Annotated[float | None, _opt("--tol", "target standard error of log Z: the estimator refines until its "
+                                      "error bar is below it (engine.api.log_partition tol=).")]
+MaxTimeOpt = Annotated[float | None, _opt("--max-time", "wall-clock budget in seconds for refining towards --tol "
+                                          "(engine.api.log_partition max_time=); the result is not reliable when "
+                                          "it is hit.")]
 
 
 def model_options(**flags) -> dict[str, Any]:
     """The model parameters given on the command line (flags left at None dropped)."""
     return {k: v for k, v in flags.items() if v is not None}
 
+
+EXIT_UNRELIABLE = 3
+"""Exit code of ``logz`` / ``thermo`` with ``--strict`` when a result is not reliable."""
 
 # Which CLI run options each method understands, and the estimator keyword they map to.
 METHOD_OPTIONS = {

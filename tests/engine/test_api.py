@@ -132,6 +132,7 @@ def test_thermodynamics_vs_enumeration(method, exact_4x4):
     assert np.all(np.abs((ds["F"].values - f_exact) / ds["F_stderr"].values) < 3)
     assert np.all(ds["rhat"].values < 1.05) and np.all(ds["ess"].values > 100)
     assert np.all(ds["n_excluded"].values == 0) and np.all((ds["acceptance"] > 0) & (ds["acceptance"] <= 1))
+    assert ds["reliable"].values.all() and ds.attrs["n_unreliable"] == 0, ds.attrs["reasons"]  # honest, not flagged
 
 
 def test_thermodynamics_with_beta_zero_and_structure():
@@ -143,6 +144,9 @@ def test_thermodynamics_with_beta_zero_and_structure():
     assert ds["S"].values[0] == pytest.approx(16 * math.log(2)) and ds["C"].values[0] == 0
     assert np.isnan(ds["F"].values[0])
     assert "log_Z_quadrature_error" in ds and "log_Z_mc_stderr" in ds
+    assert ds["reliable"].dtype == bool and ds["reliable"].shape == (3,)
+    assert len([ln for ln in ds.attrs["reasons_by_beta"].splitlines() if ln]) == int((~ds["reliable"].values).sum())
+    assert all(np.issubdtype(ds[v].dtype, np.number) or ds[v].dtype == bool for v in ds.data_vars)  # sweeps: floats
 
 
 @pytest.mark.parametrize(

@@ -384,6 +384,54 @@ def test_registry_relocates_paths_and_rejects_unknown_size(tmp_path, fake_experi
         registry.run_experiment("fake-good", tmp_path, size="tiny")
 
 
+def test_logz_reliability_column_and_json_field(capsys):
+    code, out, err = run_cli(capsys, "logz", "ising2d", "--L", "4", "--beta", "0.3", "--method", "ais",
+                             "--chains", "128", "--steps", "64", "--seed", "3", "--quiet", "--strict")
+    assert code == 0, err
+    assert "reliable" in out and "yes" in out and "NOT RELIABLE" not in err
+    code, out, err = run_cli(capsys, "logz", "ising2d", "--L", "4", "--beta", "0.3", "--method", "exact", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["reliable"] is True and res["reasons"] == []
+
+
+def test_logz_unreliable_prints_reasons_and_strict_exits_3(capsys):
+    """TI on a binary perceptron near capacity at β = 20: chains freeze; a NOT RELIABLE line names the reasons,
+    --json carries them, and --strict exits with code 3 (after printing the result)."""
+    args = ("logz", "perceptron", "--n", "13", "--p", "10", "--beta", "20", "--method", "ti", "--steps", "100",
+            "--n-betas", "8", "--json")
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["reliable"] is False and res["reasons"] and res["diagnostics"]["unreliable"] is True
+    lines = [ln for ln in err.splitlines() if ln.startswith("NOT RELIABLE")]
+    assert len(lines) == 1 and res["reasons"][0] in lines[0], err
+    assert "Warning" not in err  # one line, not the estimator's warning as well
+    code, out, err = run_cli(capsys, *args, "--strict")
+    assert code == 3 and json.loads(out)["reliable"] is False and "NOT RELIABLE" in err
+
+
+def test_logz_tol_and_max_time_are_passed_through(capsys, monkeypatch):
+    from thermodl.engine import api
+    from thermodl.engine.logz_estimate import LogZEstimate
+
+    seen = {}
+
+    def fake(model, beta, *, method, key=None, **options):
+        seen.update(options, method=method)
+        return LogZEstimate(1.0, 0.1, method, beta, {}, reliable=False, reasons=("budget limit hit",))
+
+    monkeypatch.setattr(api, "log_partition", fake)
+    code, out, err = run_cli(capsys, "logz", "ising2d", "--L", "4", "--beta", "0.3", "--method", "ais",
+                             "--tol", "0.01", "--max-time", "5", "--quiet", "--strict")
+    assert code == 3 and seen["tol"] == 0.01 and seen["max_time"] == 5.0, (seen, err)
+    assert "NOT RELIABLE" in err and "budget limit hit" in err and "NO" in out
+    seen.clear()
+    run_cli(capsys, "logz", "ising2d", "--L", "4", "--beta", "0.3", "--method", "ais", "--quiet")
+    assert "tol" not in seen and "max_time" not in seen
+    code, out, err = run_cli(capsys, "logz", "ising2d", "--L", "4", "--beta", "0.3", "--tol", "-1")
+    assert_usage_error(code, out, err, "--tol")
+
+
 def test_thermo_writes_netcdf_consistent_with_kaufman(capsys, tmp_path):
     import xarray as xr
 
@@ -413,6 +461,15 @@ def test_thermo_json(capsys):
     assert res["method"] == "ti" and res["out"] is None
     np.testing.assert_allclose(res["data"]["beta"], np.linspace(0, 0.4, 5))
     assert len(res["data"]["log_Z"]) == 5 and len(res["data"]["log_Z_exact"]) == 5
+    assert len(res["data"]["reliable"]) == 5 and isinstance(res["reliable"], bool) and "reasons" in res
+    assert res["reliable"] == all(res["data"]["reliable"])
+
+
+def test_thermo_strict_exits_3_when_a_beta_is_unreliable(capsys):
+    code, out, err = run_cli(capsys, "thermo", "perceptron", "--n", "13", "--p", "10", "--betas", "1,10,20",
+                             "--steps", "100", "--quiet", "--strict")
+    assert code == 3, err
+    assert "reliable" in out and "NO" in out and "NOT RELIABLE: thermodynamics" in err
 
 
 @pytest.mark.slow

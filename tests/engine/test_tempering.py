@@ -85,6 +85,13 @@ def test_bad_input(kwargs, match):
         run_tempering(Ising2D(4), key=jax.random.key(0), n_steps=2, **kwargs)
 
 
+def test_pt_too_short_run_is_flagged():
+    """20 production steps cannot give 20 round trips per system: not reliable, with one warning naming it."""
+    with pytest.warns(RuntimeWarning, match="PT at beta=0.44: not reliable: too few round trips"):
+        est = pt_log_partition(Ising2D(4), 0.44, key=jax.random.key(0), n_chains=16, n_steps=20)
+    assert not est.reliable and est.diagnostics["unreliable"] and "round trips" in est.reasons[0]
+
+
 def test_pt_log_partition_bad_beta():
     with pytest.raises(ValueError, match="beta"):
         pt_log_partition(Ising2D(4), float("nan"), key=jax.random.key(0))
@@ -166,6 +173,7 @@ def test_pt_log_partition_ising8_near_critical():
     assert d["round_trip_rate"] > 0 and d["round_trips"] > 0
     assert d["ladder"][0] == 0.0 and d["ladder"][-1] == beta and len(d["swap_rate"]) == 11
     assert d["n_excluded"] == 0 and d["n_systems"] == 16
+    assert est.reliable and d["reliable"] and d["reasons"] == [], est.reasons  # an honest answer is not flagged
 
 
 def _exact_overlap_distribution(model, beta):
@@ -273,6 +281,7 @@ def test_pt_gaussian_hmc_adapts_step_size_per_slot():
                            kernel="hmc", num_integration_steps=5)
     exact = -0.5 * float(np.sum(np.log1p(beta * np.asarray(a, np.float64))))
     assert abs(est.z_score(exact)) < 3.0, (est, exact)
+    assert est.reliable, est.reasons
     eps = est.diagnostics["step_size"]
     assert eps[-1] < eps[0]  # colder slots need smaller steps
     acc = est.diagnostics["acceptance"]

@@ -135,18 +135,21 @@ def test_ti_log_partition_vs_kaufman(L, beta):
     d = est.diagnostics
     assert d["grid"].shape == (32,) and d["n_excluded_chains"] == 0
     assert 0 < est.stderr < 0.5 and d["mc_stderr"] <= est.stderr
+    assert est.reliable and d["reasons"] == [], est.reasons  # an honest answer is not flagged
 
 
 def test_coarse_grid_with_noise_is_wider_and_covers():
     """Monte Carlo ⟨E⟩ on a deliberately coarse grid: a larger error bar that still covers, and a flag."""
     beta, L = 0.4407, 8
     exact = float(_exact_ising(L, [beta])[0][0])
-    coarse = ti_log_partition(Ising2D(L), beta, key=jax.random.key(3), grid="linear", n_betas=5, n_chains=16,
-                              n_steps=400)
+    with pytest.warns(RuntimeWarning, match="quadrature error dominates"):
+        coarse = ti_log_partition(Ising2D(L), beta, key=jax.random.key(3), grid="linear", n_betas=5, n_chains=16,
+                                  n_steps=400)
     fine = ti_log_partition(Ising2D(L), beta, key=jax.random.key(4), grid="linear", n_betas=32, n_chains=16,
                             n_steps=400)
     assert coarse.diagnostics["quadrature_dominated"] and not fine.diagnostics["quadrature_dominated"]
     assert coarse.stderr > 2 * fine.stderr, (coarse, fine)
+    assert not coarse.reliable and any("quadrature" in r for r in coarse.reasons) and fine.reliable, fine.reasons
     assert abs(coarse.z_score(exact)) < 3.0 and abs(fine.z_score(exact)) < 3.0
 
 
